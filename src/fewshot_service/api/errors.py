@@ -1,0 +1,81 @@
+"""Every error becomes the contract's body {"error": {"code", "message", "field"}}, mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import FewshotError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers
+    )
+
+
+def _field_of(location: tuple[Any, ...]) -> str | None:
+    # ("body", "filters", "difficulty_max") -> "filters.difficulty_max"; query/path parameters alike.
+    parts = (
+        [str(p) for p in location[1:]]
+        if location and location[0] in ("body", "query", "path")
+        else [str(p) for p in location]
+    )
+    return ".".join(parts) or None
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": ""}
+    if first.get("type") == "json_invalid":
+        context: Any = first.get("ctx") or {}
+        reason = context.get("error", "")
+        return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}".rstrip(": "), "body")
+    field = _field_of(tuple(first.get("loc", ())))
+    if first.get("type") == "missing" and field is None:
+        return error_response(422, "invalid_input", "a JSON body is required", "body")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif field:
+        message = f"{field}: {message}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more problem(s))"
+    return error_response(422, "invalid_input", message, field)
+
+
+async def _fewshot_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FewshotError)
+    if exc.status_code >= 500:
+        log.error("%s: %s", exc.code, exc.message, exc_info=exc)
+    headers = {"Retry-After": "2"} if exc.status_code == 503 else None
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    field = "body" if exc.status_code == 413 else None
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), field)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(FewshotError, _fewshot_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

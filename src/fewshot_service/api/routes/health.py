@@ -1,0 +1,30 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ..deps import Service
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive (it may still be loading)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Still loading, or start-up failed"}})
+def readyz(service: Service) -> dict[str, Any]:
+    """Ready once the bank is open and an index matching it is loaded."""
+    served = service.served()  # raises NotReady (503) with the current phase
+    return {
+        "status": "ready",
+        "index_version": served.manifest.version,
+        "examples": served.index.size,
+        "bank_revision": served.manifest.bank_revision,
+        "model": served.manifest.model_id,
+    }

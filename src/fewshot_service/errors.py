@@ -1,0 +1,81 @@
+"""The exception tree of fewshot-service.
+
+Every error the service raises on purpose derives from one base class, so the API maps them to HTTP
+statuses in one place and the CLI to one-line messages::
+
+    FewshotError                       500 unless a subclass says otherwise
+    ├── InvalidInput                   422  a value the caller sent is wrong (names the field)
+    │   └── ImportFileError            422  a JSONL file has bad lines (names them)
+    ├── NotFound                       404
+    ├── Conflict                       409  e.g. an external_id already used by another example
+    ├── NotReady                       503  bank or index still loading
+    ├── ConfigurationError             500  settings that cannot work (bad model path, bad URL)
+    ├── BankError                      500  the database failed (wraps SQLAlchemy errors)
+    ├── EmbeddingError                 500  the model failed to load or encode
+    └── IndexStoreError                500  an index version on disk is missing or damaged
+        └── ManifestMismatch                the saved index does not describe the current bank/model
+
+Library errors are translated where the library is called and chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class FewshotError(Exception):
+    """Base of every error raised on purpose by fewshot-service."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(FewshotError):
+    status_code = 422
+    code = "invalid_input"
+
+
+class ImportFileError(InvalidInput):
+    code = "invalid_import_file"
+
+    def __init__(self, message: str, *, line_errors: list[tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.line_errors = line_errors
+
+
+class NotFound(FewshotError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(FewshotError):
+    status_code = 409
+    code = "conflict"
+
+
+class NotReady(FewshotError):
+    status_code = 503
+    code = "not_ready"
+
+
+class ConfigurationError(FewshotError):
+    code = "configuration_error"
+
+
+class BankError(FewshotError):
+    code = "bank_error"
+
+
+class EmbeddingError(FewshotError):
+    code = "embedding_error"
+
+
+class IndexStoreError(FewshotError):
+    code = "index_error"
+
+
+class ManifestMismatch(IndexStoreError):
+    code = "index_manifest_mismatch"

@@ -1,0 +1,7 @@
+"""The FAISS index: build, filtered search, add, remove, and versions saved with a manifest."""
+
+from .manifest import IndexManifest
+from .store import IndexStore
+from .vector_index import Hits, VectorIndex
+
+__all__ = ["Hits", "IndexManifest", "IndexStore", "VectorIndex"]

@@ -1,0 +1,152 @@
+"""Per-slot attributes of the indexed examples, as numpy columns, and the filter masks built from them.
+
+A slot is an example's position in the FAISS index. Filters become a boolean mask over slots that
+FAISS applies *inside* the search (IDSelectorBitmap), so a selective filter still yields k results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..models import IndexRow, SelectFilters
+
+STATUSES = ("pending", "approved", "rejected")
+SOURCES = ("curated", "llm", "imported")
+_NO_TOPIC = -1
+_NO_DIFFICULTY = 0
+
+
+class SlotTable:
+    """Columns aligned with index slots: id, status, source, topic, difficulty, quality, tags, alive."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.slot_of: dict[str, int] = {}
+        self.status = np.zeros(0, dtype=np.int8)
+        self.source = np.zeros(0, dtype=np.int8)
+        self.topic = np.zeros(0, dtype=np.int32)
+        self.difficulty = np.zeros(0, dtype=np.int8)
+        self.quality = np.zeros(0, dtype=np.float32)
+        # A removed example keeps its slot until the next rebuild (a tombstone): FAISS flat indexes
+        # renumber on removal, which would invalidate every slot held by in-flight searches.
+        self.alive = np.zeros(0, dtype=bool)
+        self.topics: list[str] = []
+        self.topic_code: dict[str, int] = {}
+        self.tag_slots: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def live_count(self) -> int:
+        return int(self.alive.sum())
+
+    def append(self, rows: Sequence[IndexRow]) -> None:
+        start = len(self.ids)
+        for offset, row in enumerate(rows):
+            self.ids.append(row.id)
+            self.slot_of[row.id] = start + offset
+            for tag in row.tags:
+                self.tag_slots.setdefault(tag, []).append(start + offset)
+        self.status = np.concatenate([self.status, np.array([STATUSES.index(r.status) for r in rows], np.int8)])
+        self.source = np.concatenate([self.source, np.array([SOURCES.index(r.source) for r in rows], np.int8)])
+        self.topic = np.concatenate([self.topic, np.array([self._code(r.topic) for r in rows], np.int32)])
+        self.difficulty = np.concatenate(
+            [self.difficulty, np.array([r.difficulty or _NO_DIFFICULTY for r in rows], np.int8)]
+        )
+        self.quality = np.concatenate(
+            [self.quality, np.array([np.nan if r.quality is None else r.quality for r in rows], np.float32)]
+        )
+        self.alive = np.concatenate([self.alive, np.ones(len(rows), dtype=bool)])
+
+    def kill(self, slots: Iterable[int]) -> None:
+        for slot in slots:
+            self.alive[slot] = False
+            self.slot_of.pop(self.ids[slot], None)
+
+    def _code(self, topic: str | None) -> int:
+        if topic is None:
+            return _NO_TOPIC
+        code = self.topic_code.get(topic)
+        if code is None:
+            code = self.topic_code[topic] = len(self.topics)
+            self.topics.append(topic)
+        return code
+
+    def mask(self, filters: SelectFilters, exclude_ids: Sequence[str] = ()) -> np.ndarray | None:
+        """Slots that pass the filters, or None when every slot passes (no selector needed)."""
+        conditions: list[np.ndarray] = []
+        if not self.alive.all():
+            conditions.append(self.alive)
+        wanted_statuses = {STATUSES.index(s) for s in filters.statuses}
+        if len(wanted_statuses) < len(STATUSES):
+            conditions.append(np.isin(self.status, list(wanted_statuses)))
+        if filters.sources is not None:
+            conditions.append(np.isin(self.source, [SOURCES.index(s) for s in filters.sources]))
+        if filters.topics is not None:
+            codes = [self.topic_code[t] for t in filters.topics if t in self.topic_code]
+            conditions.append(np.isin(self.topic, codes))
+        if filters.difficulty_min is not None:
+            conditions.append(self.difficulty >= filters.difficulty_min)
+        if filters.difficulty_max is not None:
+            # Unknown difficulty is stored as 0, which would pass a maximum: exclude it explicitly.
+            conditions.append((self.difficulty <= filters.difficulty_max) & (self.difficulty != _NO_DIFFICULTY))
+        if filters.min_quality is not None:
+            with np.errstate(invalid="ignore"):
+                conditions.append(self.quality >= filters.min_quality)
+        if filters.tags is not None:
+            tagged = np.zeros(len(self.ids), dtype=bool)
+            for tag in filters.tags:
+                tagged[self.tag_slots.get(tag, [])] = True
+            conditions.append(tagged)
+        if exclude_ids:
+            excluded = np.ones(len(self.ids), dtype=bool)
+            excluded[[self.slot_of[i] for i in exclude_ids if i in self.slot_of]] = False
+            conditions.append(excluded)
+        if not conditions:
+            return None
+        mask = conditions[0].copy()
+        for condition in conditions[1:]:
+            mask &= condition
+        return mask
+
+    # -- persistence beside the FAISS file -------------------------------------------------------
+    def save(self, path: Path) -> None:
+        tag_names = sorted(self.tag_slots)
+        tag_counts = np.array([len(self.tag_slots[t]) for t in tag_names], dtype=np.int64)
+        tag_members = np.array([s for t in tag_names for s in self.tag_slots[t]], dtype=np.int64)
+        with path.open("wb") as handle:
+            np.savez(
+                handle,
+                ids=np.array(self.ids, dtype=object).astype(str),
+                status=self.status,
+                source=self.source,
+                topic=self.topic,
+                difficulty=self.difficulty,
+                quality=self.quality,
+                alive=self.alive,
+                topics=np.array(self.topics, dtype=str),
+                tag_names=np.array(tag_names, dtype=str),
+                tag_counts=tag_counts,
+                tag_members=tag_members,
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> SlotTable:
+        table = cls()
+        with np.load(path, allow_pickle=False) as data:
+            table.ids = [str(i) for i in data["ids"]]
+            table.status, table.source = data["status"], data["source"]
+            table.topic, table.difficulty = data["topic"], data["difficulty"]
+            table.quality, table.alive = data["quality"], data["alive"]
+            table.topics = [str(t) for t in data["topics"]]
+            members = data["tag_members"].tolist()
+            offsets = np.concatenate([[0], np.cumsum(data["tag_counts"])]).tolist()
+            for n, name in enumerate(data["tag_names"]):
+                table.tag_slots[str(name)] = members[offsets[n] : offsets[n + 1]]
+        table.topic_code = {t: n for n, t in enumerate(table.topics)}
+        table.slot_of = {i: n for n, i in enumerate(table.ids) if table.alive[n]}
+        return table

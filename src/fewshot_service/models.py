@@ -1,0 +1,159 @@
+"""Domain types every module speaks: examples (create / stored / public) and selection requests.
+
+Input models forbid unknown fields and bound every value a caller can send (the wire contract in
+docs/api.md); the bounds live here once so the API, the importer and the CLI agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Source = Literal["curated", "llm", "imported"]
+Status = Literal["pending", "approved", "rejected"]
+Order = Literal["most_similar_last", "most_similar_first"]
+
+MAX_INPUT_CHARS = 8000
+MAX_METADATA_BYTES = 16 * 1024
+MAX_STEPS = 64
+MAX_TAGS = 32
+APPROVED_ONLY: tuple[Status, ...] = ("approved",)
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Step = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, whitespace-collapsed form used to compare texts for exact duplicates."""
+    return " ".join(text.lower().split())
+
+
+class ExampleFields(BaseModel):
+    """The fields a caller owns; shared by create, import and the stored example."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    output: str = Field("", max_length=MAX_INPUT_CHARS)
+    steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
+    topic: Topic | None = None
+    difficulty: int | None = Field(None, ge=1, le=5)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    source: Source = "curated"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("input")
+    @classmethod
+    def _input_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+            raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
+        return value
+
+
+class ExampleCreate(ExampleFields):
+    """A new example as a curator sends it."""
+
+    status: Status = "pending"
+
+
+class ExampleImport(ExampleFields):
+    """One line of a JSONL import: an Example as exported, with the service-owned fields optional."""
+
+    id: str | None = Field(None, max_length=64)
+    status: Status = "approved"
+    quality: float | None = Field(None, ge=0, le=5)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int | None = Field(None, ge=1)
+
+
+class Example(ExampleFields):
+    """An example as stored and returned."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    id: str
+    status: Status
+    quality: float | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class SelectFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[Topic] | None = Field(None, max_length=100)
+    difficulty_min: int | None = Field(None, ge=1, le=5)
+    difficulty_max: int | None = Field(None, ge=1, le=5)
+    sources: list[Source] | None = None
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
+    min_quality: float | None = Field(None, ge=0, le=5)
+    statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1)
+
+    @field_validator("difficulty_max")
+    @classmethod
+    def _max_not_below_min(cls, value: int | None, info: Any) -> int | None:
+        low = info.data.get("difficulty_min")
+        if value is not None and low is not None and value < low:
+            raise ValueError("difficulty_max must be at least difficulty_min")
+        return value
+
+
+class SelectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    k: int = Field(4, ge=1, le=50)
+    strategy: str | None = Field(None, description="knn | mmr; default the service's (mmr).")
+    diversity: float | None = Field(None, ge=0.0, le=1.0, description="0 is pure relevance.")
+    filters: SelectFilters = Field(default_factory=SelectFilters)
+    exclude_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=1000)
+    order: Order = "most_similar_last"
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        return value
+
+
+class SelectedExample(Example):
+    score: float = Field(description="Cosine similarity between the example's input and the prompt.")
+
+
+class SelectResponse(BaseModel):
+    examples: list[SelectedExample]
+    strategy: str
+    diversity: float
+    index_version: str
+    took_ms: float
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """An example as the index sees it: its vector and the attributes that filters look at."""
+
+    id: str
+    embedding: np.ndarray
+    topic: str | None
+    difficulty: int | None
+    source: str
+    status: str
+    quality: float | None
+    tags: tuple[str, ...]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,37 +16,12 @@ from fewshot_service.index import IndexStore
 from fewshot_service.service import FewshotService
 from fewshot_service.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-SEED_DIR = REPO / "seed_examples"
-
-
-class CountingEmbedder:
-    """The real embedder, counting how many texts it was asked to embed."""
-
-    def __init__(self, inner: Embedder, model_id: str | None = None) -> None:
-        self.inner = inner
-        self.model_id = model_id or inner.model_id
-        self.dim = inner.dim
-        self.texts_embedded = 0
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.texts_embedded += len(texts)
-        return self.inner.embed(texts)
+from .helpers import SEED_DIR
 
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
-
-
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any] | str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
-
-
-def seed_rows() -> list[dict[str, Any]]:
-    return [json.loads(line) for p in sorted(SEED_DIR.glob("*.jsonl")) for line in p.read_text().splitlines() if line]
 
 
 ServiceFactory = Callable[..., FewshotService]
@@ -77,7 +50,9 @@ def make_service(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Itera
 
 
 @pytest.fixture(scope="session")
-def seed_client(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[TestClient]:
+def seed_client(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+) -> Iterator[TestClient]:
     """A started service over the real seed bank, shared by tests that only read."""
     root = tmp_path_factory.mktemp("seeded")
     settings = Settings(data_dir=root / "data", index_dir=root / "indexes", seed_dir=SEED_DIR)

@@ -6,10 +6,12 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,11 +28,18 @@ from rich.text import Text
 
 from .api import build_service
 from .errors import FewshotError, ImportFileError
-from .importer import import_file
-from .models import SelectFilters, SelectRequest, Status
+from .importer import describe, import_file
+from .models import SelectFilters, SelectRequest
 from .rebuild import build_version
 from .service import FewshotService
 from .settings import Settings
+
+
+class StatusChoice(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
 
 app = typer.Typer(
     help="fewshot-service: relevant and diverse few-shot examples for LLM prompts.",
@@ -108,7 +117,7 @@ def serve(
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="JSONL file, one Example object per line.")],
-    status: Annotated[Status | None, typer.Option(help="Set every imported example to this status.")] = None,
+    status: Annotated[StatusChoice | None, typer.Option(help="Set every imported example to this status.")] = None,
     strict: Annotated[bool, typer.Option(help="Write nothing if any line is bad.")] = False,
     embed: Annotated[bool, typer.Option(help="Embed the imported examples now (else at next start).")] = True,
 ) -> None:
@@ -124,7 +133,9 @@ def import_(
         with file.open("rb") as handle:
             total = sum(1 for line in handle if line.strip())
         with _progress("importing", total) as advance:
-            report = import_file(service.bank, file, status=status, strict=strict, on_batch=advance)
+            report = import_file(
+                service.bank, file, status=status.value if status else None, strict=strict, on_batch=advance
+            )
         counts = report.counts
         err.print(
             f"{counts.created} created, {counts.updated} updated, {counts.unchanged} unchanged, "
@@ -154,7 +165,9 @@ def _embed_with_progress(service: FewshotService) -> None:
 @app.command()
 def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default stdout).")] = None,
-    status: Annotated[list[Status] | None, typer.Option(help="Only examples with this status (repeatable).")] = None,
+    status: Annotated[
+        list[StatusChoice] | None, typer.Option(help="Only examples with this status (repeatable).")
+    ] = None,
 ) -> None:
     """Write the bank as JSONL (one Example per line), which `fewshot import` reads back."""
     settings = Settings()
@@ -227,8 +240,8 @@ def select_(
                 diversity=diversity,
                 filters=SelectFilters(topics=topic, difficulty_min=difficulty_min, difficulty_max=difficulty_max),
             )
-        except ValueError as exc:
-            raise FewshotError(str(exc).splitlines()[0] + ": " + str(exc).splitlines()[-1].strip()) from exc
+        except ValidationError as exc:
+            raise FewshotError(describe(exc)) from exc
         service.start()
         result = service.select(request)
         if as_json:

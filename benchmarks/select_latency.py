@@ -1,0 +1,606 @@
+"""Latency of POST /v1/select on GSM8K, against the floor and against LangChain (issue 2).
+
+What it measures, in one process run and on the same test questions (the first --queries of GSM8K's
+test split) against a bank of all 7,473 GSM8K train questions:
+
+(a) the floor: in-process query embedding (the same all-MiniLM-L6-v2 model) plus an exact
+    ``faiss.IndexFlatIP`` search over the bank's stored embeddings, k nearest;
+(b) ``POST /v1/select`` over HTTP against a ``fewshot serve`` subprocess on 127.0.0.1, one persistent
+    ``httpx.Client``, client-side wall time per request; the default strategy (mmr) and knn;
+(c) LangChain's ``SemanticSimilarityExampleSelector`` over ``langchain_community.vectorstores.FAISS``
+    with the same model; the store is built from the bank's precomputed embeddings
+    (``FAISS.from_embeddings``, so the bank is not embedded twice); the timed part is ``select_examples``.
+
+Queries run one at a time, as requests would. Every method is measured in two rounds (the second in
+reverse order, so drift in machine load does not favour one method); each block starts with a few
+warm-up queries taken from outside the timed set. Each method's best round (lowest p50) gives the ratios
+checked against the targets: /v1/select p50 <= 1.15 x the floor's p50 and <= 1.0 x LangChain's.
+
+Run (needs the bench extra: ``pip install -e '.[bench]'``)::
+
+    .venv/bin/python benchmarks/select_latency.py --data ../shared/datasets/gsm8k \\
+        --work-dir benchmarks/.cache/gsm8k
+
+The bank is built with ``fewshot import`` into --work-dir (a temporary folder if omitted); import is
+idempotent and embeddings are stored in the bank, so a rerun with the same --work-dir skips the minute
+of embedding. The result table is printed and appended to benchmarks/RESULTS.md (``--no-record`` skips that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## /v1/select latency on GSM8K (issue 2)"
+TARGET_VS_FLOOR = 1.15
+TARGET_VS_LANGCHAIN = 1.0
+READY_TIMEOUT_S = 600.0
+
+FLOOR = "floor: embed + exact FAISS (in-process)"
+SELECT_MMR = "/v1/select mmr (default), HTTP"
+SELECT_KNN = "/v1/select knn, HTTP"
+LANGCHAIN = "LangChain SemanticSimilarityExampleSelector + FAISS"
+METHODS = (FLOOR, SELECT_MMR, SELECT_KNN, LANGCHAIN)
+
+# A query function returns the ids it selected and, for HTTP calls, the server's own took_ms.
+QueryFn = Callable[[str], tuple[list[str], float | None]]
+
+
+# -- data and bank ------------------------------------------------------------------------------------
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def final_answer(answer: str) -> str:
+    """GSM8K answers end with '#### <number>'."""
+    return answer.rsplit("####", 1)[-1].strip()
+
+
+def external_id(number: int) -> str:
+    return f"gsm8k-train-{number:05d}"
+
+
+def write_bank_file(train: Sequence[dict[str, Any]], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for number, row in enumerate(train):
+            record = {
+                "external_id": external_id(number),
+                "input": row["question"],
+                "output": final_answer(row["answer"]),
+                "topic": "gsm8k",
+                "difficulty": None,
+                "tags": ["gsm8k"],
+                "source": "imported",
+                "status": "approved",
+                "metadata": {"split": "train", "line": number + 1},
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def service_env(work_dir: Path) -> dict[str, str]:
+    """The environment for `fewshot` subprocesses: only our bank and index, nothing downloaded."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FEWSHOT_")}
+    env.update(
+        FEWSHOT_DATA_DIR=str(work_dir / "data"),
+        FEWSHOT_INDEX_DIR=str(work_dir / "indexes"),
+        FEWSHOT_SEED_ON_EMPTY="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    return env
+
+
+# The same command functions the CLI runs, called without typer's argument parsing: the fallback for
+# when the `fewshot` CLI itself cannot start.
+_DIRECT_IMPORT = (
+    "import sys; from pathlib import Path; from fewshot_service.cli import import_; "
+    "import_(Path(sys.argv[1]), status=None, strict=False, embed=True)"
+)
+_DIRECT_SERVE = "import sys; from fewshot_service.cli import serve; serve(host=sys.argv[1], port=int(sys.argv[2]))"
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """Builds `fewshot import` / `fewshot serve` command lines for this interpreter's environment."""
+
+    cli_works: bool
+    problem: str = ""
+
+    @classmethod
+    def probe(cls, env: dict[str, str]) -> Launcher:
+        probe = subprocess.run(
+            [sys.executable, "-m", "fewshot_service.cli", "--help"], env=env, capture_output=True, text=True
+        )
+        if probe.returncode == 0:
+            return cls(True)
+        lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+        problem = lines[-1] if lines else f"exit status {probe.returncode}"
+        print(f"WARNING: the fewshot CLI does not start ({problem}); calling its command functions directly")
+        return cls(False, problem)
+
+    def import_command(self, path: Path) -> list[str]:
+        if self.cli_works:
+            return [sys.executable, "-m", "fewshot_service.cli", "import", str(path)]
+        return [sys.executable, "-c", _DIRECT_IMPORT, str(path)]
+
+    def serve_command(self, port: int) -> list[str]:
+        if self.cli_works:
+            return [sys.executable, "-m", "fewshot_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        return [sys.executable, "-c", _DIRECT_SERVE, "127.0.0.1", str(port)]
+
+    def describe(self) -> str:
+        if self.cli_works:
+            return "Bank built with `fewshot import`, server started with `fewshot serve`."
+        return (
+            f"The `fewshot` CLI failed to start ({self.problem}), so the bank and server were run by calling "
+            "fewshot_service.cli.import_() and serve() directly (same code, without typer's parsing)."
+        )
+
+
+def import_bank(train: Sequence[dict[str, Any]], work_dir: Path, launcher: Launcher) -> None:
+    bank_file = work_dir / "gsm8k_train.jsonl"
+    write_bank_file(train, bank_file)
+    started = time.perf_counter()
+    print(f"importing {len(train)} train questions into {work_dir} (embeds what is not embedded yet) ...", flush=True)
+    subprocess.run(launcher.import_command(bank_file), env=service_env(work_dir), check=True)
+    print(f"import done in {time.perf_counter() - started:.1f}s", flush=True)
+
+
+@dataclass(frozen=True)
+class Bank:
+    """The bank's examples in one fixed order, with their stored embeddings."""
+
+    ids: list[str]
+    questions: list[str]
+    answers: list[str]
+    vectors: np.ndarray  # (n, dim) float32, L2-normalised
+
+
+def load_bank(work_dir: Path, model_id: str) -> Bank:
+    from fewshot_service.bank import SqlBank
+    from fewshot_service.settings import Settings
+
+    settings = Settings(data_dir=work_dir / "data", index_dir=work_dir / "indexes")
+    bank = SqlBank(settings.resolved_database_url())
+    try:
+        texts = {example.id: (example.input, example.output) for example in bank.iter_examples()}
+        rows = list(bank.iter_index_rows(model_id))
+    finally:
+        bank.close()
+    ids = [row.id for row in rows]
+    return Bank(
+        ids=ids,
+        questions=[texts[i][0] for i in ids],
+        answers=[texts[i][1] for i in ids],
+        vectors=np.ascontiguousarray(np.stack([row.embedding for row in rows]), dtype=np.float32),
+    )
+
+
+# -- the three contenders -----------------------------------------------------------------------------
+def floor_query(model: Any, bank: Bank, k: int) -> QueryFn:
+    """Embed the query exactly as the service does, then an exact inner-product search."""
+    import faiss
+
+    index = faiss.IndexFlatIP(bank.vectors.shape[1])
+    index.add(bank.vectors)
+
+    def run(question: str) -> tuple[list[str], float | None]:
+        vector = model.encode(
+            [question], batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        _, slots = index.search(np.ascontiguousarray(vector, dtype=np.float32), k)
+        return [bank.ids[int(s)] for s in slots[0] if s >= 0], None
+
+    return run
+
+
+def langchain_query(model: Any, bank: Bank, k: int) -> QueryFn:
+    """SemanticSimilarityExampleSelector over LangChain's FAISS store (its defaults: IndexFlatL2)."""
+    os.environ["LANGSMITH_TRACING"] = "false"
+    os.environ["LANGCHAIN_TRACING_V2"] = "false"
+    try:
+        from langchain_community.vectorstores import FAISS
+        from langchain_core.embeddings import Embeddings
+        from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+    except ImportError as exc:
+        raise SystemExit(f"LangChain is missing ({exc}); install the bench extra: pip install -e '.[bench]'") from exc
+
+    class SentenceTransformerEmbeddings(Embeddings):
+        """The same SentenceTransformer, normalised as the service's embeddings are."""
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            return [list(map(float, row)) for row in vectors]
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.embed_documents([text])[0]
+
+    store = FAISS.from_embeddings(
+        text_embeddings=list(zip(bank.questions, bank.vectors.tolist(), strict=True)),
+        embedding=SentenceTransformerEmbeddings(),
+        metadatas=[
+            {"id": i, "question": q, "answer": a}
+            for i, q, a in zip(bank.ids, bank.questions, bank.answers, strict=True)
+        ],
+        ids=bank.ids,
+    )
+    selector = SemanticSimilarityExampleSelector(vectorstore=store, k=k, input_keys=["question"])
+
+    def run(question: str) -> tuple[list[str], float | None]:
+        return [example["id"] for example in selector.select_examples({"question": question})], None
+
+    return run
+
+
+def http_query(client: Any, k: int, strategy: str | None) -> QueryFn:
+    """One POST /v1/select; strategy None sends none, so the server's default (mmr) applies."""
+    body_base: dict[str, Any] = {"k": k} if strategy is None else {"k": k, "strategy": strategy}
+    expected = strategy or "mmr"
+
+    def run(question: str) -> tuple[list[str], float | None]:
+        response = client.post("/v1/select", json={"prompt": question, **body_base})
+        response.raise_for_status()
+        payload = response.json()
+        if payload["strategy"] != expected:
+            raise RuntimeError(f"asked for {expected}, the server used {payload['strategy']}")
+        return [example["id"] for example in payload["examples"]], float(payload["took_ms"])
+
+    return run
+
+
+# -- the server ---------------------------------------------------------------------------------------
+def ensure_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise SystemExit(f"port {port} on 127.0.0.1 is in use; pass another --port") from exc
+
+
+@contextmanager
+def running_server(work_dir: Path, port: int, launcher: Launcher) -> Iterator[subprocess.Popen[bytes]]:
+    """`fewshot serve` on 127.0.0.1:port, its output in work_dir/server.log; always stopped on exit."""
+    ensure_port_free(port)
+    log_path = work_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            launcher.serve_command(port),
+            env=service_env(work_dir),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(client: Any, process: subprocess.Popen[bytes], log_path: Path) -> dict[str, Any]:
+    import httpx
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{tail}")
+        try:
+            response = client.get("/readyz")
+            if response.status_code == 200:
+                return dict(response.json())
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the server was not ready after {READY_TIMEOUT_S:.0f}s; see {log_path}")
+
+
+# -- timing -------------------------------------------------------------------------------------------
+@dataclass
+class Measurement:
+    """One method's timings, per round: client-side ms per query, and the server's took_ms if any."""
+
+    rounds: list[np.ndarray] = field(default_factory=list)
+    server_rounds: list[np.ndarray] = field(default_factory=list)
+    selected: list[list[str]] = field(default_factory=list)
+
+    def best_round(self) -> int:
+        return int(np.argmin([np.percentile(r, 50) for r in self.rounds]))
+
+
+def time_block(
+    run: QueryFn, queries: Sequence[str], warmup: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    for question in warmup:
+        run(question)
+    client_ms = np.empty(len(queries))
+    server_ms = np.full(len(queries), np.nan)
+    selected: list[list[str]] = []
+    for n, question in enumerate(queries):
+        started = time.perf_counter_ns()
+        ids, took_ms = run(question)
+        client_ms[n] = (time.perf_counter_ns() - started) / 1e6
+        if took_ms is not None:
+            server_ms[n] = took_ms
+        selected.append(ids)
+    return client_ms, server_ms, selected
+
+
+def measure(
+    runners: dict[str, QueryFn], queries: Sequence[str], warmup: Sequence[str], rounds: int
+) -> dict[str, Measurement]:
+    results = {name: Measurement() for name in runners}
+    for number in range(rounds):
+        order = list(runners) if number % 2 == 0 else list(reversed(runners))
+        for name in order:
+            client_ms, server_ms, selected = time_block(runners[name], queries, warmup)
+            results[name].rounds.append(client_ms)
+            results[name].server_rounds.append(server_ms)
+            results[name].selected = selected
+            print(
+                f"round {number + 1}: {name}: p50 {np.percentile(client_ms, 50):.2f} ms, "
+                f"p99 {np.percentile(client_ms, 99):.2f} ms",
+                flush=True,
+            )
+    return results
+
+
+# -- report -------------------------------------------------------------------------------------------
+def pct(values: np.ndarray, q: float) -> float:
+    return float(np.nanpercentile(values, q))
+
+
+def agreement(results: dict[str, Measurement], name: str) -> float:
+    """Share of queries whose selected id set equals the floor's (exact top-k)."""
+    floor = results[FLOOR].selected
+    same = sum(set(a) == set(b) for a, b in zip(floor, results[name].selected, strict=True))
+    return same / len(floor)
+
+
+def latency_table(results: dict[str, Measurement], rounds: int) -> str:
+    head = ["Method"]
+    for number in range(1, rounds + 1):
+        head += [f"r{number} p50", f"r{number} p99"]
+    head += ["best p50", "best p99", "server took_ms p50 / p99", "same top-k as floor"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, result in results.items():
+        cells = [name]
+        for series in result.rounds:
+            cells += [f"{pct(series, 50):.2f}", f"{pct(series, 99):.2f}"]
+        best = result.best_round()
+        cells += [f"**{pct(result.rounds[best], 50):.2f}**", f"{pct(result.rounds[best], 99):.2f}"]
+        server = result.server_rounds[best]
+        has_server = not np.isnan(server).all()
+        cells.append(f"{pct(server, 50):.2f} / {pct(server, 99):.2f}" if has_server else "-")
+        cells.append("-" if name == FLOOR else f"{agreement(results, name):.0%}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool]:
+    """Ratios of p50s per round and of best rounds; the verdict uses the best rounds, mmr (the default)."""
+
+    def p50(name: str, number: int | None) -> float:
+        result = results[name]
+        return pct(result.rounds[result.best_round() if number is None else number], 50)
+
+    head = ["Ratio (p50)", *[f"round {n}" for n in range(1, rounds + 1)], "best rounds", "target", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    passed = True
+    for select in (SELECT_MMR, SELECT_KNN):
+        for other, target in ((FLOOR, TARGET_VS_FLOOR), (LANGCHAIN, TARGET_VS_LANGCHAIN)):
+            per_round = [p50(select, n) / p50(other, n) for n in range(rounds)]
+            best = p50(select, None) / p50(other, None)
+            ok = best <= target
+            if select == SELECT_MMR:
+                passed = passed and ok
+                verdict = "PASS" if ok else "FAIL"
+            else:
+                verdict = f"({'pass' if ok else 'miss'}, informational)"
+            label = f"{select.split(',')[0]} / {other.split(':')[0].split(' ')[0]}"
+            cells = [label, *[f"{r:.3f}" for r in per_round], f"**{best:.3f}**", f"<= {target:.2f}", verdict]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines), passed
+
+
+def overhead_note(results: dict[str, Measurement]) -> str:
+    """Where /v1/select's time goes: server-side (took_ms) vs HTTP, and server-side beyond the floor."""
+    lines = []
+    floor = pct(results[FLOOR].rounds[results[FLOOR].best_round()], 50)
+    for name in (SELECT_MMR, SELECT_KNN):
+        result = results[name]
+        best = result.best_round()
+        client = result.rounds[best]
+        server = result.server_rounds[best]
+        lines.append(
+            f"- {name}: client p50 {pct(client, 50):.2f} ms = server took_ms p50 {pct(server, 50):.2f} ms "
+            f"+ HTTP/framework p50 {pct(client - server, 50):.2f} ms; server-side beyond the floor's p50 "
+            f"({floor:.2f} ms): {pct(server, 50) - floor:+.2f} ms"
+        )
+    return "\n".join(lines)
+
+
+def run_command(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def version_of(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in run_command("lscpu").splitlines() if line.startswith("Model name:")),
+        platform.processor() or "unknown CPU",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    cores = run_command("nproc") or str(os.cpu_count())
+    commit = run_command("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") or "no commit"
+    dirty = " (+ uncommitted changes)" if run_command("git", "-C", str(REPO), "status", "--porcelain") else ""
+    packages = ", ".join(
+        f"{name} {version_of(name)}"
+        for name in ("torch", "faiss-cpu", "sentence-transformers", "langchain-core", "langchain-community", "httpx")
+    )
+    return (
+        f"{cores} cores, {cpu}, {mem_kb / 1024**2:.0f} GiB RAM, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; {packages}; fewshot-service {version_of('fewshot-service')} "
+        f"at {commit}{dirty}"
+    )
+
+
+def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size: int, setup: str) -> tuple[str, bool]:
+    latency = latency_table(results, args.rounds)
+    ratios, passed = ratio_table(results, args.rounds)
+    date = run_command("date", "-u") or datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+    text = "\n\n".join(
+        [
+            f"### {date}",
+            f"Machine: {machine_info()}",
+            f"Command: `{' '.join(['python', *sys.argv])}`",
+            f"Workload: the first {args.queries} GSM8K test questions, one at a time, against a bank of {bank_size} "
+            f"GSM8K train questions, k={args.k}; {args.rounds} rounds (the second in reverse order), "
+            f"{args.warmup} warm-up queries before every block; times in ms, client-side wall time. {setup}",
+            latency,
+            ratios,
+            overhead_note(results),
+            f"Targets (/v1/select default strategy, best rounds): p50 <= {TARGET_VS_FLOOR} x floor and "
+            f"<= {TARGET_VS_LANGCHAIN} x LangChain: **{'PASS' if passed else 'FAIL'}**",
+        ]
+    )
+    return text, passed
+
+
+def record(text: str, path: Path = RESULTS) -> None:
+    """Append the run at the end of this benchmark's section (created if missing); other sections untouched."""
+    content = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    if SECTION not in content:
+        content = content.rstrip("\n") + f"\n\n{SECTION}\n"
+    start = content.index(SECTION) + len(SECTION)
+    next_section = content.find("\n## ", start)
+    end = len(content) if next_section < 0 else next_section
+    section = content[:end].rstrip("\n") + "\n\n" + text.strip() + "\n"
+    rest = content[end:].lstrip("\n")
+    path.write_text(section + ("\n" + rest if rest else ""), encoding="utf-8")
+
+
+# -- main ---------------------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="GSM8K folder with train.jsonl and test.jsonl.")
+    parser.add_argument("--queries", type=int, default=300, help="How many test questions to time (the first N).")
+    parser.add_argument("--k", type=int, default=4, help="Examples per query.")
+    parser.add_argument("--port", type=int, default=8765, help="Port for the server on 127.0.0.1.")
+    parser.add_argument("--work-dir", type=Path, help="Bank, index and server log; kept for reruns (default temp).")
+    parser.add_argument("--rounds", type=int, default=2, help="Measurement rounds per method.")
+    parser.add_argument("--warmup", type=int, default=20, help="Warm-up queries before every timed block.")
+    parser.add_argument("--no-record", action="store_true", help=f"Do not append the table to {RESULTS.name}.")
+    args = parser.parse_args(argv)
+    if args.queries < 1 or args.k < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("--queries, --k and --rounds must be positive, --warmup not negative")
+    return args
+
+
+@contextmanager
+def work_directory(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path.resolve()
+        return
+    temporary = Path(tempfile.mkdtemp(prefix="fewshot-bench-"))
+    try:
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:
+    import httpx
+
+    from fewshot_service.embedding import SentenceTransformerEmbedder
+
+    train = read_jsonl(args.data / "train.jsonl")
+    test = read_jsonl(args.data / "test.jsonl")
+    if len(test) < args.queries + args.warmup:
+        raise SystemExit(f"test.jsonl has {len(test)} questions; need {args.queries + args.warmup}")
+    queries = [row["question"] for row in test[: args.queries]]
+    warmup = [row["question"] for row in test[args.queries : args.queries + args.warmup]]
+
+    launcher = Launcher.probe(service_env(work_dir))
+    import_bank(train, work_dir, launcher)
+    with (
+        running_server(work_dir, args.port, launcher) as process,
+        httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60.0, trust_env=False) as client,
+    ):
+        # The server loads in the background while this process loads the model and builds its stores.
+        embedder = SentenceTransformerEmbedder()
+        bank = load_bank(work_dir, embedder.model_id)
+        if len(bank.ids) != len(train):
+            raise RuntimeError(f"the bank holds {len(bank.ids)} embedded examples, expected {len(train)}")
+        runners: dict[str, QueryFn] = {FLOOR: floor_query(embedder._model, bank, args.k)}
+        runners[SELECT_MMR] = http_query(client, args.k, None)
+        runners[SELECT_KNN] = http_query(client, args.k, "knn")
+        runners[LANGCHAIN] = langchain_query(embedder._model, bank, args.k)
+        ready = wait_ready(client, process, work_dir / "server.log")
+        if ready.get("examples") != len(train):
+            raise RuntimeError(f"the server serves {ready.get('examples')} examples, expected {len(train)}")
+        print(f"server ready: {ready}", flush=True)
+        results = measure(runners, queries, warmup, args.rounds)
+    setup = launcher.describe() + (
+        " LangChain's FAISS store was built with FAISS.from_embeddings from the bank's stored embeddings "
+        "(same model, not re-embedded); its queries are embedded per call like the others."
+    )
+    return report(results, args, len(bank.ids), setup)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    with work_directory(args.work_dir) as work_dir:
+        text, passed = benchmark(args, work_dir)
+    print("\n" + text + "\n")
+    if not args.no_record:
+        record(text)
+        print(f"recorded in {RESULTS}")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -320,12 +320,68 @@ def wait_ready(client: Any, process: subprocess.Popen[bytes], log_path: Path) ->
 
 
 # -- timing -------------------------------------------------------------------------------------------
+class CpuMeter:
+    """How busy the machine is with other processes' work (Linux /proc): our process and the server excluded.
+
+    The share is of all cores over a time window, from 0 (only we ran) to 1 (others used every core).
+    """
+
+    def __init__(self, own_pids: Sequence[int]) -> None:
+        self.own_pids = [os.getpid(), *own_pids]
+        self.tick = float(os.sysconf("SC_CLK_TCK"))
+        self.cores = os.cpu_count() or 1
+
+    def _sample(self) -> tuple[float, float, float]:
+        """(wall seconds, machine busy cpu-seconds, our processes' cpu-seconds)."""
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        busy = sum(values) - values[3] - values[4]  # all but idle and iowait
+        ours = 0
+        for pid in self.own_pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ours += int(fields[11]) + int(fields[12])  # utime + stime, all threads
+        return time.monotonic(), busy / self.tick, ours / self.tick
+
+    @contextmanager
+    def window(self) -> Iterator[list[float]]:
+        """Yields a list that holds the foreign share of the window once it closes (nan if unknown)."""
+        share: list[float] = []
+        try:
+            before = self._sample()
+        except (OSError, ValueError, IndexError):
+            before = None
+        yield share
+        try:
+            after = self._sample()
+        except (OSError, ValueError, IndexError):
+            after = None
+        if before is None or after is None or after[0] <= before[0]:
+            share.append(float("nan"))
+            return
+        foreign = (after[1] - before[1]) - (after[2] - before[2])
+        share.append(max(0.0, foreign) / ((after[0] - before[0]) * self.cores))
+
+    def wait_quiet(self, threshold: float, timeout: float) -> float:
+        """Sleep in 1 s windows until others use under threshold of the machine, or timeout; the last share."""
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            with self.window() as share:
+                time.sleep(1.0)
+            if not share[0] >= threshold or time.monotonic() >= deadline:  # nan counts as quiet
+                return share[0]
+            if not announced:
+                print(f"  other processes use {share[0]:.0%} of the CPU; waiting up to {timeout:.0f}s ...", flush=True)
+                announced = True
+
+
 @dataclass
 class Measurement:
-    """One method's timings, per round: client-side ms per query, and the server's took_ms if any."""
+    """One method's timings, per round: client-side ms per query, the server's took_ms if any, and how much
+    of the machine other processes used during the block."""
 
     rounds: list[np.ndarray] = field(default_factory=list)
     server_rounds: list[np.ndarray] = field(default_factory=list)
+    other_load: list[float] = field(default_factory=list)
     selected: list[list[str]] = field(default_factory=list)
 
     def best_round(self) -> int:
@@ -351,19 +407,27 @@ def time_block(
 
 
 def measure(
-    runners: dict[str, QueryFn], queries: Sequence[str], warmup: Sequence[str], rounds: int
+    runners: dict[str, QueryFn],
+    queries: Sequence[str],
+    warmup: Sequence[str],
+    args: argparse.Namespace,
+    meter: CpuMeter,
 ) -> dict[str, Measurement]:
     results = {name: Measurement() for name in runners}
-    for number in range(rounds):
+    for number in range(args.rounds):
         order = list(runners) if number % 2 == 0 else list(reversed(runners))
         for name in order:
-            client_ms, server_ms, selected = time_block(runners[name], queries, warmup)
-            results[name].rounds.append(client_ms)
-            results[name].server_rounds.append(server_ms)
-            results[name].selected = selected
+            meter.wait_quiet(args.quiet_below, args.quiet_wait)
+            with meter.window() as other:
+                client_ms, server_ms, selected = time_block(runners[name], queries, warmup)
+            result = results[name]
+            result.rounds.append(client_ms)
+            result.server_rounds.append(server_ms)
+            result.other_load.append(other[0])
+            result.selected = selected
             print(
                 f"round {number + 1}: {name}: p50 {np.percentile(client_ms, 50):.2f} ms, "
-                f"p99 {np.percentile(client_ms, 99):.2f} ms",
+                f"p99 {np.percentile(client_ms, 99):.2f} ms (other processes' CPU share {other[0]:.0%})",
                 flush=True,
             )
     return results
@@ -385,7 +449,7 @@ def latency_table(results: dict[str, Measurement], rounds: int) -> str:
     head = ["Method"]
     for number in range(1, rounds + 1):
         head += [f"r{number} p50", f"r{number} p99"]
-    head += ["best p50", "best p99", "server took_ms p50 / p99", "same top-k as floor"]
+    head += ["best p50", "best p99", "server took_ms p50 / p99", "others' CPU per round", "same top-k as floor"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, result in results.items():
         cells = [name]
@@ -396,6 +460,7 @@ def latency_table(results: dict[str, Measurement], rounds: int) -> str:
         server = result.server_rounds[best]
         has_server = not np.isnan(server).all()
         cells.append(f"{pct(server, 50):.2f} / {pct(server, 99):.2f}" if has_server else "-")
+        cells.append(" / ".join(f"{share:.0%}" for share in result.other_load))
         cells.append("-" if name == FLOOR else f"{agreement(results, name):.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -530,6 +595,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, help="Bank, index and server log; kept for reruns (default temp).")
     parser.add_argument("--rounds", type=int, default=2, help="Measurement rounds per method.")
     parser.add_argument("--warmup", type=int, default=20, help="Warm-up queries before every timed block.")
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.15,
+        help="Before each block, wait until other processes use less than this share of the CPU (0-1) ...",
+    )
+    parser.add_argument("--quiet-wait", type=float, default=180.0, help="... for at most this many seconds.")
     parser.add_argument("--no-record", action="store_true", help=f"Do not append the table to {RESULTS.name}.")
     args = parser.parse_args(argv)
     if args.queries < 1 or args.k < 1 or args.rounds < 1 or args.warmup < 0:
@@ -581,7 +653,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:
         if ready.get("examples") != len(train):
             raise RuntimeError(f"the server serves {ready.get('examples')} examples, expected {len(train)}")
         print(f"server ready: {ready}", flush=True)
-        results = measure(runners, queries, warmup, args.rounds)
+        results = measure(runners, queries, warmup, args, CpuMeter([process.pid]))
     setup = launcher.describe() + (
         " LangChain's FAISS store was built with FAISS.from_embeddings from the bank's stored embeddings "
         "(same model, not re-embedded); its queries are embedded per call like the others."

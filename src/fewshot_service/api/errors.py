@@ -24,13 +24,10 @@ def error_response(
 
 
 def _field_of(location: tuple[Any, ...]) -> str | None:
-    # ("body", "filters", "difficulty_max") -> "filters.difficulty_max"; query/path parameters alike.
-    parts = (
-        [str(p) for p in location[1:]]
-        if location and location[0] in ("body", "query", "path")
-        else [str(p) for p in location]
-    )
-    return ".".join(parts) or None
+    """("body", "filters", "difficulty_max") -> "filters.difficulty_max"; the body as a whole -> "body"."""
+    if location and location[0] in ("body", "query", "path", "header"):
+        return ".".join(str(p) for p in location[1:]) or str(location[0])
+    return ".".join(str(p) for p in location) or None
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -42,7 +39,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         reason = context.get("error", "")
         return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}".rstrip(": "), "body")
     field = _field_of(tuple(first.get("loc", ())))
-    if first.get("type") == "missing" and field is None:
+    if first.get("type") == "missing" and field == "body":
         return error_response(422, "invalid_input", "a JSON body is required", "body")
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":

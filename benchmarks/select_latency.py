@@ -417,20 +417,38 @@ def measure(
     for number in range(args.rounds):
         order = list(runners) if number % 2 == 0 else list(reversed(runners))
         for name in order:
-            meter.wait_quiet(args.quiet_below, args.quiet_wait)
-            with meter.window() as other:
-                client_ms, server_ms, selected = time_block(runners[name], queries, warmup)
+            client_ms, server_ms, selected, other = quiet_block(runners[name], queries, warmup, args, meter)
             result = results[name]
             result.rounds.append(client_ms)
             result.server_rounds.append(server_ms)
-            result.other_load.append(other[0])
+            result.other_load.append(other)
             result.selected = selected
             print(
                 f"round {number + 1}: {name}: p50 {np.percentile(client_ms, 50):.2f} ms, "
-                f"p99 {np.percentile(client_ms, 99):.2f} ms (other processes' CPU share {other[0]:.0%})",
+                f"p99 {np.percentile(client_ms, 99):.2f} ms (other processes' CPU share {other:.0%})",
                 flush=True,
             )
     return results
+
+
+def quiet_block(
+    run: QueryFn, queries: Sequence[str], warmup: Sequence[str], args: argparse.Namespace, meter: CpuMeter
+) -> tuple[np.ndarray, np.ndarray, list[list[str]], float]:
+    """A timed block, repeated (up to --block-attempts) while other processes took over --quiet-below of
+    the CPU during it; the quietest attempt is kept."""
+    best: tuple[np.ndarray, np.ndarray, list[list[str]], float] | None = None
+    for attempt in range(1, args.block_attempts + 1):
+        meter.wait_quiet(args.quiet_below, args.quiet_wait)
+        with meter.window() as other:
+            client_ms, server_ms, selected = time_block(run, queries, warmup)
+        if best is None or not other[0] >= best[3]:
+            best = (client_ms, server_ms, selected, other[0])
+        if not other[0] >= args.quiet_below:  # nan (unknown) counts as quiet
+            break
+        if attempt < args.block_attempts:
+            print(f"  other processes took {other[0]:.0%} of the CPU during the block; repeating it", flush=True)
+    assert best is not None
+    return best
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -561,7 +579,9 @@ def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size:
             f"Command: `{' '.join(['python', *sys.argv])}`",
             f"Workload: the first {args.queries} GSM8K test questions, one at a time, against a bank of {bank_size} "
             f"GSM8K train questions, k={args.k}; {args.rounds} rounds (the second in reverse order), "
-            f"{args.warmup} warm-up queries before every block; times in ms, client-side wall time. {setup}",
+            f"{args.warmup} warm-up queries before every block; times in ms, client-side wall time. A block "
+            f"that other processes disturbed (over {args.quiet_below:.0%} of the CPU, the 'others' CPU' column) "
+            f"was repeated up to {args.block_attempts} times, keeping the quietest. {setup}",
             latency,
             ratios,
             overhead_note(results),
@@ -602,10 +622,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="Before each block, wait until other processes use less than this share of the CPU (0-1) ...",
     )
     parser.add_argument("--quiet-wait", type=float, default=180.0, help="... for at most this many seconds.")
+    parser.add_argument(
+        "--block-attempts", type=int, default=3, help="Repeat a block that others disturbed (over --quiet-below)."
+    )
     parser.add_argument("--no-record", action="store_true", help=f"Do not append the table to {RESULTS.name}.")
     args = parser.parse_args(argv)
-    if args.queries < 1 or args.k < 1 or args.rounds < 1 or args.warmup < 0:
-        parser.error("--queries, --k and --rounds must be positive, --warmup not negative")
+    if min(args.queries, args.k, args.rounds, args.block_attempts) < 1 or args.warmup < 0:
+        parser.error("--queries, --k, --rounds and --block-attempts must be positive, --warmup not negative")
     return args
 
 

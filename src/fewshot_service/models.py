@@ -81,12 +81,15 @@ class ExampleImport(ExampleFields):
     version: int | None = Field(None, ge=1)
 
 
-class Example(ExampleFields):
+class _Identified(BaseModel):
+    id: str
+
+
+class Example(ExampleFields, _Identified):  # _Identified last in the bases so `id` leads the JSON
     """An example as stored and returned."""
 
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
-    id: str
     status: Status
     quality: float | None = None
     created_at: datetime

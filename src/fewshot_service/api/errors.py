@@ -53,7 +53,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _fewshot_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FewshotError)
-    if exc.status_code >= 500:
+    if exc.status_code == 500:  # 503 "still loading" is expected, not worth a traceback
         log.error("%s: %s", exc.code, exc.message, exc_info=exc)
     headers = {"Retry-After": "2"} if exc.status_code == 503 else None
     return error_response(exc.status_code, exc.code, exc.message, exc.field, headers)

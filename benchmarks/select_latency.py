@@ -162,7 +162,13 @@ def import_bank(train: Sequence[dict[str, Any]], work_dir: Path, launcher: Launc
     write_bank_file(train, bank_file)
     started = time.perf_counter()
     print(f"importing {len(train)} train questions into {work_dir} (embeds what is not embedded yet) ...", flush=True)
-    subprocess.run(launcher.import_command(bank_file), env=service_env(work_dir), check=True)
+    try:
+        subprocess.run(launcher.import_command(bank_file), env=service_env(work_dir), check=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(
+            f"the import failed (exit status {exc.returncode}); if the bank's schema changed since {work_dir} "
+            "was built, delete that folder and run again"
+        ) from exc
     print(f"import done in {time.perf_counter() - started:.1f}s", flush=True)
 
 
@@ -555,8 +561,15 @@ def machine_info() -> str:
         0,
     )
     cores = run_command("nproc") or str(os.cpu_count())
-    commit = run_command("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") or "no commit"
-    dirty = " (+ uncommitted changes)" if run_command("git", "-C", str(REPO), "status", "--porcelain") else ""
+    import fewshot_service
+
+    source = Path(fewshot_service.__file__).resolve().parents[1]
+    if source == REPO / "src":
+        commit = run_command("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") or "no commit"
+        changed = run_command("git", "-C", str(REPO), "status", "--porcelain", "--", "src")
+        where = f"at {commit}{' + uncommitted changes in src/' if changed else ''}"
+    else:
+        where = f"imported from {source}"
     packages = ", ".join(
         f"{name} {version_of(name)}"
         for name in ("torch", "faiss-cpu", "sentence-transformers", "langchain-core", "langchain-community", "httpx")
@@ -564,7 +577,7 @@ def machine_info() -> str:
     return (
         f"{cores} cores, {cpu}, {mem_kb / 1024**2:.0f} GiB RAM, Linux {platform.release()}; "
         f"Python {platform.python_version()}; {packages}; fewshot-service {version_of('fewshot-service')} "
-        f"at {commit}{dirty}"
+        f"{where}"
     )
 
 
@@ -577,6 +590,7 @@ def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size:
             f"### {date}",
             f"Machine: {machine_info()}",
             f"Command: `{' '.join(['python', *sys.argv])}`",
+            *([f"Note: {args.note}"] if args.note else []),
             f"Workload: the first {args.queries} GSM8K test questions, one at a time, against a bank of {bank_size} "
             f"GSM8K train questions, k={args.k}; {args.rounds} rounds (the second in reverse order), "
             f"{args.warmup} warm-up queries before every block; times in ms, client-side wall time. A block "
@@ -625,6 +639,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--block-attempts", type=int, default=3, help="Repeat a block that others disturbed (over --quiet-below)."
     )
+    parser.add_argument("--note", default="", help="A remark recorded with the results (e.g. what was measured).")
     parser.add_argument("--no-record", action="store_true", help=f"Do not append the table to {RESULTS.name}.")
     args = parser.parse_args(argv)
     if min(args.queries, args.k, args.rounds, args.block_attempts) < 1 or args.warmup < 0:

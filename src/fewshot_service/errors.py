@@ -8,6 +8,7 @@ statuses in one place and the CLI to one-line messages::
     │   └── ImportFileError            422  a JSONL file has bad lines (names them)
     ├── NotFound                       404
     ├── Conflict                       409  e.g. an external_id already used by another example
+    ├── PayloadTooLarge                413  a batch over its limit
     ├── NotReady                       503  bank or index still loading
     ├── ConfigurationError             500  settings that cannot work (bad model path, bad URL)
     ├── BankError                      500  the database failed (wraps SQLAlchemy errors)
@@ -20,6 +21,8 @@ Library errors are translated where the library is called and chained with ``rai
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FewshotError(Exception):
     """Base of every error raised on purpose by fewshot-service."""
@@ -31,6 +34,10 @@ class FewshotError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+    def details(self) -> dict[str, Any]:
+        """Extra members for the error body (e.g. the duplicates found)."""
+        return {}
 
 
 class InvalidInput(FewshotError):
@@ -54,6 +61,11 @@ class NotFound(FewshotError):
 class Conflict(FewshotError):
     status_code = 409
     code = "conflict"
+
+
+class PayloadTooLarge(FewshotError):
+    status_code = 413
+    code = "payload_too_large"
 
 
 class NotReady(FewshotError):

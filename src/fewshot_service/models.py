@@ -17,21 +17,34 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 Source = Literal["curated", "llm", "imported"]
 Status = Literal["pending", "approved", "rejected"]
 Order = Literal["most_similar_last", "most_similar_first"]
+Verdict = Literal["approve", "reject", "needs_fix"]
+IssueTag = Literal[
+    "incorrect_answer", "unclear", "ambiguous", "bad_steps", "off_topic", "unsafe", "duplicate", "formatting"
+]
+StepRating = Literal[-1, 0, 1]
 
 MAX_INPUT_CHARS = 8000
 MAX_METADATA_BYTES = 16 * 1024
 MAX_STEPS = 64
 MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
+ALL_STATUSES: tuple[Status, ...] = ("pending", "approved", "rejected")
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Step = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
+Annotator = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 def normalise_text(text: str) -> str:
     """Lower-case, whitespace-collapsed form used to compare texts for exact duplicates."""
     return " ".join(text.lower().split())
+
+
+def check_metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
+    return value
 
 
 class ExampleFields(BaseModel):
@@ -59,15 +72,32 @@ class ExampleFields(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
-            raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
-        return value
+        return check_metadata_size(value)
 
 
 class ExampleCreate(ExampleFields):
     """A new example as a curator sends it."""
 
     status: Status = "pending"
+
+
+class LabelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    annotator: Annotator
+    verdict: Verdict
+    score: int | None = Field(None, ge=1, le=5)
+    issues: list[IssueTag] = Field(default_factory=list, max_length=8)
+    note: str | None = Field(None, max_length=4000)
+    corrected_output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
+    step_ratings: list[StepRating] | None = Field(None, max_length=MAX_STEPS, description="−1/0/+1 per step.")
+    first_wrong_step: int | None = Field(None, ge=0, description="0-based index of the first wrong step.")
+
+
+class Label(LabelCreate):
+    id: str
+    example_id: str
+    created_at: datetime
 
 
 class ExampleImport(ExampleFields):
@@ -79,6 +109,7 @@ class ExampleImport(ExampleFields):
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int | None = Field(None, ge=1)
+    labels: list[Label] = Field(default_factory=list, max_length=10_000)
 
 
 class _Identified(BaseModel):

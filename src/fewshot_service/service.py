@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bank import ExampleBank
+from .bank import SqlBank
 from .embedding import Embedder
 from .errors import FewshotError, IndexStoreError, InvalidInput, NotReady
 from .index import IndexManifest, IndexStore, VectorIndex
@@ -48,7 +48,7 @@ class StartReport:
 
 class FewshotService:
     def __init__(
-        self, settings: Settings, bank: ExampleBank, load_embedder: Callable[[], Embedder], store: IndexStore
+        self, settings: Settings, bank: SqlBank, load_embedder: Callable[[], Embedder], store: IndexStore
     ) -> None:
         """load_embedder is called once, at start: loading a model takes seconds, so it happens where
         readiness is reported, not in the constructor."""
@@ -59,6 +59,8 @@ class FewshotService:
         self.store = store
         self._served: Served | None = None
         self._rebuild_lock = threading.Lock()
+        # Held across "write the bank, then update the served index" so both change in the same order.
+        self.write_lock = threading.Lock()
         self.phase = "not started"
         self.failure: str | None = None
         self.start_report: StartReport | None = None
@@ -134,7 +136,12 @@ class FewshotService:
             index, manifest = build_version(
                 self.bank, self.embedder, self.store, batch_size=self.settings.embed_batch_size
             )
-            self._served = Served(index, manifest)
+            with self.write_lock:
+                # Curator writes that landed while the build read the bank are replayed before the swap.
+                rows, gone = self.bank.changes_since(manifest.bank_revision, self.embedder.model_id)
+                index.upsert(rows)
+                index.remove(gone)
+                self._served = Served(index, manifest)
             return manifest
 
     def served(self) -> Served:

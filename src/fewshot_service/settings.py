@@ -38,9 +38,17 @@ class Settings(BaseSettings):
     leakage_threshold: float = Field(
         0.97, gt=0.0, le=1.0, description="Examples this similar to the prompt are never returned."
     )
+    duplicate_threshold: float = Field(
+        0.95, gt=0.0, le=1.0, description="A new example this similar to a stored one is a duplicate."
+    )
+    label_approvals_needed: int = Field(1, ge=1, description="Approvals that make an example approved.")
+    label_min_mean_score: float = Field(3.0, ge=1, le=5, description="Mean label score needed for approval.")
+    label_rejections_needed: int = Field(1, ge=1, description="Rejections that make an example rejected.")
+    review_lease_seconds: float = Field(600, gt=0, description="How long a review item stays with one annotator.")
     embed_batch_size: int = Field(64, ge=1, le=4096)
     keep_index_versions: int = Field(3, ge=1, le=100)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_import_bytes: int = Field(256 * 1_048_576, ge=1024, description="Limit for JSONL uploads.")
     log_level: str = "INFO"
 
     def resolved_database_url(self) -> str:

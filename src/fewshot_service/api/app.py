@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..bank import SqlBank
+from ..curation import Curator
 from ..embedding import SentenceTransformerEmbedder
 from ..errors import FewshotError
 from ..index import IndexStore
@@ -18,7 +19,7 @@ from ..service import FewshotService
 from ..settings import Settings
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
-from .routes import admin, health, select
+from .routes import admin, examples, health, review, select
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,15 @@ def create_app(
         description="Relevant and diverse few-shot examples for LLM prompts, from a curated example bank.",
     )
     app.state.service = service
+    app.state.curator = Curator(service)
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (select.router, health.router, admin.router):
+    # JSONL uploads stream and may be large; every other body is held to max_body_bytes.
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        overrides={"/v1/examples/import": settings.max_import_bytes},
+    )
+    for router in (select.router, examples.router, review.router, health.router, admin.router):
         app.include_router(router)
     return app

@@ -16,23 +16,46 @@ log = logging.getLogger(__name__)
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "field": field}}, status_code=status, headers=headers
-    )
+    body = {"error": {"code": code, "message": message, "field": field, **(details or {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _is_member_name(part: Any) -> bool:
+    # pydantic names the union member ("ExampleBatch") or a validator wrapper in an error's location.
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part)
+
+
+def _closest_member(problems: list[Any]) -> list[Any]:
+    """For a body that may be one of several models, the errors of the model it most resembles."""
+    members: dict[str, list[Any]] = {}
+    for problem in problems:
+        location = problem.get("loc", ())
+        if len(location) > 1 and location[0] == "body" and _is_member_name(location[1]):
+            members.setdefault(location[1], []).append(problem)
+    if len(members) < 2:
+        return problems
+    shape_errors = {"missing", "extra_forbidden", "model_attributes_type", "model_type"}
+    return min(members.values(), key=lambda errs: (sum(e.get("type") in shape_errors for e in errs), len(errs)))
 
 
 def _field_of(location: tuple[Any, ...]) -> str | None:
     """("body", "filters", "difficulty_max") -> "filters.difficulty_max"; the body as a whole -> "body"."""
-    if location and location[0] in ("body", "query", "path", "header"):
-        return ".".join(str(p) for p in location[1:]) or str(location[0])
-    return ".".join(str(p) for p in location) or None
+    parts = [p for p in location if not _is_member_name(p)]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        return ".".join(str(p) for p in parts[1:]) or str(parts[0])
+    return ".".join(str(p) for p in parts) or None
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = exc.errors()
+    problems = _closest_member(list(exc.errors()))
     first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": ""}
     if first.get("type") == "json_invalid":
         context: Any = first.get("ctx") or {}
@@ -56,7 +79,7 @@ async def _fewshot_error(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 500:  # 503 "still loading" is expected, not worth a traceback
         log.error("%s: %s", exc.code, exc.message, exc_info=exc)
     headers = {"Retry-After": "2"} if exc.status_code == 503 else None
-    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers)
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers, exc.details())
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -16,11 +16,13 @@ class ImportCounts:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    ids: list[str] = field(default_factory=list)  # the examples created, updated or unchanged
 
     def __iadd__(self, other: ImportCounts) -> ImportCounts:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.ids += other.ids
         return self
 
 

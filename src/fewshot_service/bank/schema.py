@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -43,8 +44,14 @@ examples = Table(
     Column("embedding", LargeBinary, nullable=True),
     Column("embedding_model", String(300), nullable=True),
     Column("embedding_dim", Integer, nullable=True),
+    # sha256 of the normalised input: exact duplicates are found by index, not by scanning.
+    Column("input_hash", String(64), nullable=False),
+    # Deleted examples stay as tombstones so a label on them answers 409 (not 404) and replicas
+    # following the change feed see the deletion.
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
 )
 Index("ix_examples_revision", examples.c.revision)
+Index("ix_examples_input_hash", examples.c.input_hash)
 Index("ix_examples_status_topic", examples.c.status, examples.c.topic)
 
 # One row per counter; "revision" increases by one in every write transaction.
@@ -53,4 +60,68 @@ bank_meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Integer, nullable=False),
+)
+
+# Curator quality labels: append-only.
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("example_id", String(64), ForeignKey("examples.id"), nullable=False, index=True),
+    Column("annotator", String(200), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("score", Integer, nullable=True),
+    Column("issues", JSON, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("corrected_output", Text, nullable=True),
+    Column("step_ratings", JSON, nullable=True),
+    Column("first_wrong_step", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Who changed what, when: one row per change to an example (the history endpoint reads it).
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("example_id", String(64), nullable=False, index=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Pairwise comparisons of two responses to one prompt, and the annotators' choices.
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("prompt", Text, nullable=False),
+    Column("response_a", Text, nullable=False),
+    Column("response_b", Text, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+preference_labels = Table(
+    "preference_labels",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("preference_id", String(64), ForeignKey("preferences.id"), nullable=False, index=True),
+    Column("annotator", String(200), nullable=False),
+    Column("choice", String(16), nullable=False),
+    # Which response the annotator saw first ("a" or "b"), to measure position bias.
+    Column("shown_first", String(1), nullable=False),
+    Column("rationale", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Review-queue leases: an item handed to one annotator is not handed to another until it expires.
+leases = Table(
+    "leases",
+    metadata,
+    Column("item_id", String(64), primary_key=True),
+    Column("annotator", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

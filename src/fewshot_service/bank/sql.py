@@ -4,74 +4,56 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy import Connection, Text, cast, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import BankError
-from ..models import Example, ExampleImport, IndexRow
+from ..curation_types import ExampleQuery
+from ..errors import BankError, Conflict
+from ..models import Example, ExampleCreate, ExampleImport, IndexRow
+from .base import input_hash, now, row_to_example
+from .labels_sql import LabelStore
 from .protocol import ImportCounts
-from .schema import bank_meta, examples, metadata
+from .review_sql import PreferenceStore, ReviewStore
+from .schema import bank_meta, examples, labels, metadata
 
 # The fields an import may change; comparing them tells an update from an unchanged line.
 _CONTENT_FIELDS = (
-    "external_id",
-    "input",
-    "output",
-    "steps",
-    "topic",
-    "difficulty",
-    "tags",
-    "source",
-    "status",
-    "quality",
-    "meta",
-)
-_PUBLIC_COLUMNS = [c for c in examples.c if c.name not in ("embedding", "embedding_model", "embedding_dim", "revision")]
+    "external_id", "input", "output", "steps", "topic", "difficulty", "tags", "source", "status", "quality", "meta",
+)  # fmt: skip
+_PUBLIC_COLUMNS = [
+    c
+    for c in examples.c
+    if c.name not in ("embedding", "embedding_model", "embedding_dim", "revision", "input_hash", "deleted_at")
+]
+_LIVE = examples.c.deleted_at.is_(None)
+# API field name -> column name, where they differ.
+_COLUMN = {"metadata": "meta"}
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+_INDEX_COLUMNS = [
+    examples.c.id, examples.c.embedding, examples.c.topic, examples.c.difficulty, examples.c.source,
+    examples.c.status, examples.c.quality, examples.c.tags,
+]  # fmt: skip
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets /v1/select read while a curator writes; synchronous=FULL because an acknowledged
-    # write must survive a power cut, not only a crash.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
-def _row_to_example(row: RowMapping) -> Example:
-    return Example(
-        id=row["id"],
-        external_id=row["external_id"],
-        input=row["input"],
-        output=row["output"],
-        steps=row["steps"],
-        topic=row["topic"],
-        difficulty=row["difficulty"],
-        tags=row["tags"],
-        source=row["source"],
-        status=row["status"],
-        quality=row["quality"],
-        metadata=row["meta"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
-        version=row["version"],
+def _index_row(row: Any) -> IndexRow:
+    return IndexRow(
+        id=row.id,
+        embedding=np.frombuffer(row.embedding, dtype=np.float32),
+        topic=row.topic,
+        difficulty=row.difficulty,
+        source=row.source,
+        status=row.status,
+        quality=row.quality,
+        tags=tuple(row.tags or ()),
     )
 
 
-def _content(record: ExampleImport, status: str) -> dict[str, Any]:
+def _content(record: ExampleCreate | ExampleImport) -> dict[str, Any]:
     return {
         "external_id": record.external_id,
         "input": record.input,
@@ -81,38 +63,36 @@ def _content(record: ExampleImport, status: str) -> dict[str, Any]:
         "difficulty": record.difficulty,
         "tags": list(record.tags),
         "source": record.source,
-        "status": status,
-        "quality": record.quality,
+        "status": record.status,
+        "quality": getattr(record, "quality", None),
         "meta": record.metadata,
     }
 
 
-class SqlBank:
-    """ExampleBank over a SQLAlchemy engine."""
+def _public(content: dict[str, Any]) -> dict[str, Any]:
+    """Column names -> API field names, for the history."""
+    return {("metadata" if name == "meta" else name): value for name, value in content.items()}
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        try:
-            if url.startswith("sqlite"):
-                database = url.split("///", 1)[-1]
-                if database and database != ":memory:":
-                    Path(database).parent.mkdir(parents=True, exist_ok=True)
-                self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            else:
-                self.engine = create_engine(url, pool_pre_ping=True)
-        except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise BankError(f"cannot open the bank at {url!r}: {exc}") from exc
+
+def _embedding_columns(vector: np.ndarray | None, model_id: str | None) -> dict[str, Any]:
+    if vector is None:
+        return {"embedding": None, "embedding_model": None, "embedding_dim": None}
+    vector = np.ascontiguousarray(vector, dtype=np.float32)
+    return {"embedding": vector.tobytes(), "embedding_model": model_id, "embedding_dim": int(vector.shape[0])}
+
+
+class SqlBank(LabelStore, PreferenceStore, ReviewStore):
+    """ExampleBank over a SQLAlchemy engine."""
 
     # -- schema and counters ------------------------------------------------------------------
     def create_schema(self) -> None:
         try:
             metadata.create_all(self.engine)
-            with self.engine.begin() as conn:
-                if conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).first() is None:
-                    conn.execute(insert(bank_meta).values(key="revision", value=0))
         except SQLAlchemyError as exc:
             raise BankError(f"cannot create the bank schema: {exc}") from exc
+        with self._transaction() as conn:
+            if conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).first() is None:
+                conn.execute(insert(bank_meta).values(key="revision", value=0))
 
     def revision(self) -> int:
         with self._connect() as conn:
@@ -121,38 +101,73 @@ class SqlBank:
 
     def count(self) -> int:
         with self._connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(examples)).scalar_one())
-
-    @staticmethod
-    def _bump_revision(conn: Connection) -> int:
-        # The UPDATE takes the write lock first, so concurrent writers get distinct, increasing revisions.
-        conn.execute(update(bank_meta).where(bank_meta.c.key == "revision").values(value=bank_meta.c.value + 1))
-        return int(conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(examples).where(_LIVE)).scalar_one())
 
     # -- reads --------------------------------------------------------------------------------
+    def get(self, example_id: str) -> Example:
+        with self._connect() as conn:
+            return row_to_example(self._live_row(conn, example_id, for_write=False))
+
     def get_many(self, ids: Sequence[str]) -> dict[str, Example]:
         if not ids:
             return {}
         with self._connect() as conn:
-            rows = conn.execute(select(*_PUBLIC_COLUMNS).where(examples.c.id.in_(list(ids)))).mappings()
-            return {row["id"]: _row_to_example(row) for row in rows}
+            query = select(*_PUBLIC_COLUMNS).where(examples.c.id.in_(list(ids)), _LIVE)
+            return {row["id"]: row_to_example(row) for row in conn.execute(query).mappings()}
 
-    def iter_examples(self, batch_size: int = 1000) -> Iterator[Example]:
-        last = ""
-        while True:
-            with self._connect() as conn:
-                rows = (
-                    conn.execute(
-                        select(*_PUBLIC_COLUMNS).where(examples.c.id > last).order_by(examples.c.id).limit(batch_size)
-                    )
-                    .mappings()
-                    .all()
+    def list_examples(self, query: ExampleQuery, after: str | None, limit: int) -> tuple[list[Example], str | None]:
+        """A page of live examples ordered by id, starting after the cursor; the next cursor or None."""
+        conditions: list[Any] = [_LIVE]
+        if after:
+            conditions.append(examples.c.id > after)
+        if query.topic:
+            conditions.append(examples.c.topic.in_(query.topic))
+        if query.source:
+            conditions.append(examples.c.source.in_(query.source))
+        if query.status:
+            conditions.append(examples.c.status.in_(query.status))
+        if query.difficulty_min is not None:
+            conditions.append(examples.c.difficulty >= query.difficulty_min)
+        if query.difficulty_max is not None:
+            conditions.append(examples.c.difficulty <= query.difficulty_max)
+        if query.tag:
+            # Tags are a JSON list; its text holds each tag as a quoted string on SQLite and PostgreSQL alike.
+            text = cast(examples.c.tags, Text)
+            conditions.append(or_(*(text.contains(f'"{tag}"', autoescape=True) for tag in query.tag)))
+        if query.q:
+            needle = query.q.lower()
+            conditions.append(
+                or_(
+                    func.lower(examples.c.input).contains(needle, autoescape=True),
+                    func.lower(examples.c.output).contains(needle, autoescape=True),
                 )
-            if not rows:
+            )
+        with self._connect() as conn:
+            rows = (
+                conn.execute(select(*_PUBLIC_COLUMNS).where(*conditions).order_by(examples.c.id).limit(limit + 1))
+                .mappings()
+                .all()
+            )
+        page = [row_to_example(row) for row in rows[:limit]]
+        return page, (page[-1].id if len(rows) > limit else None)
+
+    def iter_examples(self, batch_size: int = 1000, query: ExampleQuery | None = None) -> Iterator[Example]:
+        cursor: str | None = None
+        while True:
+            page, cursor = self.list_examples(query or ExampleQuery(), cursor, batch_size)
+            yield from page
+            if cursor is None:
                 return
-            for row in rows:
-                yield _row_to_example(row)
-            last = rows[-1]["id"]
+
+    def find_exact(self, hashes: Sequence[str]) -> dict[str, str]:
+        """input hash -> id of a live example with that normalised input."""
+        if not hashes:
+            return {}
+        with self._connect() as conn:
+            rows = conn.execute(
+                select(examples.c.input_hash, examples.c.id).where(examples.c.input_hash.in_(list(hashes)), _LIVE)
+            ).all()
+        return {row.input_hash: row.id for row in rows}
 
     def iter_unembedded(self, model_id: str, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         last = ""
@@ -160,7 +175,7 @@ class SqlBank:
             with self._connect() as conn:
                 rows = conn.execute(
                     select(examples.c.id, examples.c.input)
-                    .where(examples.c.id > last, self._unembedded(model_id))
+                    .where(examples.c.id > last, _LIVE, self._unembedded(model_id))
                     .order_by(examples.c.id)
                     .limit(batch_size)
                 ).all()
@@ -171,32 +186,43 @@ class SqlBank:
 
     def count_unembedded(self, model_id: str) -> int:
         with self._connect() as conn:
-            query = select(func.count()).select_from(examples).where(self._unembedded(model_id))
+            query = select(func.count()).select_from(examples).where(_LIVE, self._unembedded(model_id))
             return int(conn.execute(query).scalar_one())
 
     @staticmethod
     def _unembedded(model_id: str) -> Any:
         return examples.c.embedding.is_(None) | (examples.c.embedding_model != model_id)
 
+    def index_rows(self, ids: Sequence[str], model_id: str) -> tuple[list[IndexRow], list[str]]:
+        """(rows of these examples as the index needs them, ids that are deleted or not embedded)."""
+        with self._connect() as conn:
+            found = conn.execute(
+                select(*_INDEX_COLUMNS, examples.c.deleted_at, examples.c.embedding_model).where(
+                    examples.c.id.in_(list(ids))
+                )
+            ).all()
+        live = [r for r in found if r.deleted_at is None and r.embedding is not None and r.embedding_model == model_id]
+        gone = set(ids) - {r.id for r in live}
+        return [_index_row(r) for r in live], sorted(gone)
+
+    def changes_since(self, revision: int, model_id: str) -> tuple[list[IndexRow], list[str]]:
+        """What changed after a revision: rows to (re)index and ids to drop."""
+        with self._connect() as conn:
+            ids = list(conn.execute(select(examples.c.id).where(examples.c.revision > revision)).scalars())
+        return self.index_rows(ids, model_id) if ids else ([], [])
+
     def iter_index_rows(self, model_id: str, batch_size: int = 5000) -> Iterator[IndexRow]:
-        cols = [
-            examples.c.id,
-            examples.c.embedding,
-            examples.c.embedding_dim,
-            examples.c.topic,
-            examples.c.difficulty,
-            examples.c.source,
-            examples.c.status,
-            examples.c.quality,
-            examples.c.tags,
-        ]
+        cols = _INDEX_COLUMNS
         last = ""
         while True:
             with self._connect() as conn:
                 rows = conn.execute(
                     select(*cols)
                     .where(
-                        examples.c.id > last, examples.c.embedding_model == model_id, examples.c.embedding.is_not(None)
+                        examples.c.id > last,
+                        _LIVE,
+                        examples.c.embedding_model == model_id,
+                        examples.c.embedding.is_not(None),
                     )
                     .order_by(examples.c.id)
                     .limit(batch_size)
@@ -204,95 +230,154 @@ class SqlBank:
             if not rows:
                 return
             for row in rows:
-                yield IndexRow(
-                    id=row.id,
-                    embedding=np.frombuffer(row.embedding, dtype=np.float32),
-                    topic=row.topic,
-                    difficulty=row.difficulty,
-                    source=row.source,
-                    status=row.status,
-                    quality=row.quality,
-                    tags=tuple(row.tags or ()),
-                )
+                yield _index_row(row)
             last = rows[-1].id
 
-    # -- writes -------------------------------------------------------------------------------
-    def upsert(self, records: Sequence[ExampleImport]) -> ImportCounts:
+    # -- curator writes -----------------------------------------------------------------------
+    def insert(self, records: Sequence[ExampleCreate], vectors: np.ndarray, model_id: str, actor: str) -> list[Example]:
+        """Store new examples with their embeddings in one transaction (all or nothing)."""
+        created: list[Example] = []
+        with self._transaction() as conn:
+            revision = self._bump_revision(conn)
+            stamp = now()
+            for record, vector in zip(records, vectors, strict=True):
+                values = {
+                    "id": uuid.uuid4().hex, **_content(record), "created_at": stamp, "updated_at": stamp,
+                    "version": 1, "revision": revision, "input_hash": input_hash(record.input),
+                    **_embedding_columns(vector, model_id),
+                }  # fmt: skip
+                self._insert_row(conn, values)
+                self._audit(conn, values["id"], actor, "create", _public(_content(record)), revision)
+                created.append(row_to_example(values))  # type: ignore[arg-type]
+        return created
+
+    @staticmethod
+    def _insert_row(conn: Connection, values: dict[str, Any]) -> None:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(examples).values(**values))
+        except IntegrityError as exc:
+            raise Conflict(
+                f"external_id {values['external_id']!r} is already used by another example", field="external_id"
+            ) from exc
+
+    def update(
+        self,
+        example_id: str,
+        changes: dict[str, Any],
+        *,
+        expected_version: int | None,
+        actor: str,
+        vector: np.ndarray | None = None,
+        model_id: str | None = None,
+    ) -> Example:
+        """Apply field changes; 409 when expected_version is stale. A new input needs its vector."""
+        with self._transaction() as conn:
+            row = self._live_row(conn, example_id, for_write=True)
+            if expected_version is not None and expected_version != row["version"]:
+                raise Conflict(
+                    f"example {example_id!r} is at version {row['version']}, the edit was based on "
+                    f"version {expected_version}; reload it and edit again",
+                    field="version",
+                )
+            columns = {_COLUMN.get(name, name): value for name, value in changes.items()}
+            diff = {
+                name: [row[_COLUMN.get(name, name)], value]
+                for name, value in changes.items()
+                if row[_COLUMN.get(name, name)] != value
+            }
+            if not diff:
+                return row_to_example(row)
+            revision = self._bump_revision(conn)
+            values: dict[str, Any] = dict(columns, updated_at=now(), version=row["version"] + 1, revision=revision)
+            if "input" in diff:
+                values.update(input_hash=input_hash(changes["input"]), **_embedding_columns(vector, model_id))
+            try:
+                with conn.begin_nested():
+                    conn.execute(update(examples).where(examples.c.id == example_id).values(**values))
+            except IntegrityError as exc:
+                raise Conflict(
+                    f"external_id {changes.get('external_id')!r} is already used", field="external_id"
+                ) from exc
+            self._audit(conn, example_id, actor, "update", diff, revision)
+            return row_to_example(conn.execute(select(examples).where(examples.c.id == example_id)).mappings().one())
+
+    def delete(self, example_id: str, actor: str) -> None:
+        """Delete an example: it keeps a tombstone row (labels stay, external_id is freed)."""
+        with self._transaction() as conn:
+            row = self._live_row(conn, example_id, for_write=False)
+            revision = self._bump_revision(conn)
+            conn.execute(
+                update(examples)
+                .where(examples.c.id == example_id)
+                .values(deleted_at=now(), external_id=None, revision=revision, version=row["version"] + 1)
+            )
+            self._audit(conn, example_id, actor, "delete", {"external_id": [row["external_id"], None]}, revision)
+
+    # -- import ---------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[ExampleImport], actor: str = "import") -> ImportCounts:
         counts = ImportCounts()
         if not records:
             return counts
-        try:
-            with self.engine.begin() as conn:
-                revision = self._bump_revision(conn)
-                now = datetime.now(UTC)
-                for record in records:
-                    self._upsert_one(conn, record, revision, now, counts)
-        except SQLAlchemyError as exc:
-            raise BankError(f"writing to the bank failed: {exc}") from exc
+        with self._transaction() as conn:
+            revision = self._bump_revision(conn)
+            stamp = now()
+            for record in records:
+                self._upsert_one(conn, record, revision, stamp, counts, actor)
         return counts
 
     def _upsert_one(
-        self, conn: Connection, record: ExampleImport, revision: int, now: datetime, counts: ImportCounts
+        self, conn: Connection, record: ExampleImport, revision: int, stamp: datetime, counts: ImportCounts, actor: str
     ) -> None:
         existing = None
         if record.external_id is not None:
             existing = (
-                conn.execute(select(examples).where(examples.c.external_id == record.external_id)).mappings().first()
+                conn.execute(select(examples).where(examples.c.external_id == record.external_id, _LIVE))
+                .mappings()
+                .first()
             )
         if existing is None and record.id is not None:
-            existing = conn.execute(select(examples).where(examples.c.id == record.id)).mappings().first()
-        content = _content(record, record.status)
+            existing = conn.execute(select(examples).where(examples.c.id == record.id, _LIVE)).mappings().first()
+        content = _content(record)
         if existing is None:
-            conn.execute(
-                insert(examples).values(
-                    id=record.id or uuid.uuid4().hex,
-                    created_at=record.created_at or now,
-                    updated_at=record.updated_at or now,
-                    version=record.version or 1,
-                    revision=revision,
-                    embedding=None,
-                    embedding_model=None,
-                    embedding_dim=None,
-                    **content,
-                )
-            )
+            example_id = record.id or uuid.uuid4().hex
+            self._insert_row(
+                conn,
+                {
+                    "id": example_id, **content, "created_at": record.created_at or stamp,
+                    "updated_at": record.updated_at or stamp, "version": record.version or 1, "revision": revision,
+                    "input_hash": input_hash(record.input), **_embedding_columns(None, None),
+                },
+            )  # fmt: skip
+            self._audit(conn, example_id, actor, "import", _public(content), revision)
+            self.restore_labels(conn, example_id, record.labels)
             counts.created += 1
+            counts.ids.append(example_id)
             return
+        self.restore_labels(conn, existing["id"], record.labels)
+        counts.ids.append(existing["id"])
         if all(existing[name] == content[name] for name in _CONTENT_FIELDS):
             counts.unchanged += 1
             return
-        changes: dict[str, Any] = dict(content, updated_at=now, version=existing["version"] + 1, revision=revision)
+        diff = {name: [existing[name], content[name]] for name in _CONTENT_FIELDS if existing[name] != content[name]}
+        values: dict[str, Any] = dict(content, updated_at=stamp, version=existing["version"] + 1, revision=revision)
         if existing["input"] != record.input:
             # Only a changed input invalidates the stored embedding.
-            changes.update(embedding=None, embedding_model=None, embedding_dim=None)
-        conn.execute(update(examples).where(examples.c.id == existing["id"]).values(**changes))
+            values.update(input_hash=input_hash(record.input), **_embedding_columns(None, None))
+        conn.execute(update(examples).where(examples.c.id == existing["id"]).values(**values))
+        self._audit(conn, existing["id"], actor, "import", _public(diff), revision)
         counts.updated += 1
 
     def store_embeddings(self, rows: Sequence[tuple[str, str]], vectors: np.ndarray, model_id: str) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        try:
-            with self.engine.begin() as conn:
-                revision = self._bump_revision(conn)
-                for (example_id, text), vector in zip(rows, vectors, strict=True):
-                    # Matching on the text too: an input edited meanwhile keeps its embedding slot empty.
-                    conn.execute(
-                        update(examples)
-                        .where(examples.c.id == example_id, examples.c.input == text)
-                        .values(
-                            embedding=vector.tobytes(),
-                            embedding_model=model_id,
-                            embedding_dim=int(vector.shape[0]),
-                            revision=revision,
-                        )
-                    )
-        except SQLAlchemyError as exc:
-            raise BankError(f"storing embeddings failed: {exc}") from exc
+        with self._transaction() as conn:
+            revision = self._bump_revision(conn)
+            for (example_id, text), vector in zip(rows, vectors, strict=True):
+                # Matching on the text too: an input edited meanwhile keeps its embedding slot empty.
+                conn.execute(
+                    update(examples)
+                    .where(examples.c.id == example_id, examples.c.input == text)
+                    .values(revision=revision, **_embedding_columns(vector, model_id))
+                )
 
-    def close(self) -> None:
-        self.engine.dispose()
 
-    def _connect(self) -> Connection:
-        try:
-            return self.engine.connect()
-        except SQLAlchemyError as exc:
-            raise BankError(f"cannot reach the bank: {exc}") from exc
+__all__ = ["SqlBank", "labels"]

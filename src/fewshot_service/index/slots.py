@@ -36,6 +36,7 @@ class SlotTable:
         self.topics: list[str] = []
         self.topic_code: dict[str, int] = {}
         self.tag_slots: dict[str, list[int]] = {}
+        self.slot_tags: list[tuple[str, ...]] = []
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,6 +50,7 @@ class SlotTable:
         for offset, row in enumerate(rows):
             self.ids.append(row.id)
             self.slot_of[row.id] = start + offset
+            self.slot_tags.append(tuple(row.tags))
             for tag in row.tags:
                 self.tag_slots.setdefault(tag, []).append(start + offset)
         self.status = np.concatenate([self.status, np.array([STATUSES.index(r.status) for r in rows], np.int8)])
@@ -61,6 +63,19 @@ class SlotTable:
             [self.quality, np.array([np.nan if r.quality is None else r.quality for r in rows], np.float32)]
         )
         self.alive = np.concatenate([self.alive, np.ones(len(rows), dtype=bool)])
+
+    def set_attributes(self, slot: int, row: IndexRow) -> None:
+        """Update one slot's attributes in place (its vector is unchanged)."""
+        for tag in set(self.slot_tags[slot]) - set(row.tags):
+            self.tag_slots[tag].remove(slot)
+        for tag in set(row.tags) - set(self.slot_tags[slot]):
+            self.tag_slots.setdefault(tag, []).append(slot)
+        self.slot_tags[slot] = tuple(row.tags)
+        self.status[slot] = STATUSES.index(row.status)
+        self.source[slot] = SOURCES.index(row.source)
+        self.topic[slot] = self._code(row.topic)
+        self.difficulty[slot] = row.difficulty or _NO_DIFFICULTY
+        self.quality[slot] = np.nan if row.quality is None else row.quality
 
     def kill(self, slots: Iterable[int]) -> None:
         for slot in slots:
@@ -147,6 +162,11 @@ class SlotTable:
             offsets = np.concatenate([[0], np.cumsum(data["tag_counts"])]).tolist()
             for n, name in enumerate(data["tag_names"]):
                 table.tag_slots[str(name)] = members[offsets[n] : offsets[n + 1]]
+        slot_tags: list[list[str]] = [[] for _ in table.ids]
+        for tag, members in table.tag_slots.items():
+            for slot in members:
+                slot_tags[slot].append(tag)
+        table.slot_tags = [tuple(tags) for tags in slot_tags]
         table.topic_code = {t: n for n, t in enumerate(table.topics)}
         table.slot_of = {i: n for n, i in enumerate(table.ids) if table.alive[n]}
         return table

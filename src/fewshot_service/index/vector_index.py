@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import IndexStoreError
 from ..models import IndexRow, SelectFilters
+from .locking import ReadWriteLock
 from .slots import SlotTable
 
 INDEX_FILE = "index.faiss"
@@ -36,6 +37,9 @@ class VectorIndex:
         self.slots = slots if slots is not None else SlotTable()
         if self._index.ntotal != len(self.slots):
             raise IndexStoreError(f"index holds {self._index.ntotal} vectors but {len(self.slots)} slots")
+        # FAISS reallocates its vector storage when it grows: a search running during an add could read
+        # freed memory, so in-place updates exclude searches (and slots never move, so results stay valid).
+        self._lock = ReadWriteLock()
 
     @classmethod
     def build(cls, dim: int, rows: Iterable[IndexRow], batch_size: int = 10_000) -> VectorIndex:
@@ -62,28 +66,46 @@ class VectorIndex:
         vectors = np.stack([row.embedding for row in rows]).astype(np.float32, copy=False)
         if vectors.shape[1] != self.dim:
             raise IndexStoreError(f"embedding dimension {vectors.shape[1]} does not match the index ({self.dim})")
-        self._index.add(vectors)
-        self.slots.append(rows)
+        with self._lock.writing():
+            self._index.add(vectors)
+            self.slots.append(rows)
+
+    def upsert(self, rows: Sequence[IndexRow]) -> None:
+        """Make the index reflect these rows: attributes updated in place, a changed vector re-added."""
+        appended: list[IndexRow] = []
+        with self._lock.writing():
+            for row in rows:
+                slot = self.slots.slot_of.get(row.id)
+                if slot is not None and np.array_equal(self._index.reconstruct(slot), row.embedding):
+                    self.slots.set_attributes(slot, row)
+                    continue
+                if slot is not None:
+                    self.slots.kill([slot])
+                appended.append(row)
+        self.add(appended)
 
     def remove(self, ids: Iterable[str]) -> None:
         """Tombstone these examples: never returned again, space reclaimed at the next rebuild."""
-        self.slots.kill(self.slots.slot_of[i] for i in ids if i in self.slots.slot_of)
+        with self._lock.writing():
+            self.slots.kill(self.slots.slot_of[i] for i in ids if i in self.slots.slot_of)
 
     def search(self, query: np.ndarray, n: int, filters: SelectFilters, exclude_ids: Sequence[str] = ()) -> Hits:
         """The n nearest slots to query among those passing the filters, best first."""
-        mask = self.slots.mask(filters, exclude_ids)
-        matching = len(self.slots) if mask is None else int(mask.sum())
-        n = min(n, matching)
-        if n <= 0:
-            return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        if mask is None:
-            scores, slots = self._index.search(query, n)
-        else:
-            # The bitmap must outlive the search: FAISS only holds a raw pointer to it.
-            bitmap = np.packbits(mask, bitorder="little")
-            selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-            scores, slots = self._index.search(query, n, params=faiss.SearchParameters(sel=selector))  # type: ignore[call-arg]
+        with self._lock.reading():
+            mask = self.slots.mask(filters, exclude_ids)
+            matching = len(self.slots) if mask is None else int(mask.sum())
+            n = min(n, matching)
+            if n <= 0:
+                return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+            if mask is None:
+                scores, slots = self._index.search(query, n)
+            else:
+                # The bitmap must outlive the search: FAISS only holds a raw pointer to it.
+                bitmap = np.packbits(mask, bitorder="little")
+                selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+                scores, slots = self._index.search(query, n, params=params)
         found = slots[0] >= 0
         return Hits(slots[0][found], scores[0][found])
 
@@ -91,15 +113,17 @@ class VectorIndex:
         """The stored vectors of these slots (a copy of just those rows)."""
         if len(slots) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.asarray(self._index.reconstruct_batch(np.asarray(slots, dtype=np.int64)))
+        with self._lock.reading():
+            return np.asarray(self._index.reconstruct_batch(np.asarray(slots, dtype=np.int64)))
 
     def ids(self, slots: Iterable[int]) -> list[str]:
         return [self.slots.ids[int(s)] for s in slots]
 
     def save(self, directory: Path) -> list[Path]:
         """Write the index files into directory; returns the files written."""
-        faiss.write_index(self._index, str(directory / INDEX_FILE))
-        self.slots.save(directory / SLOTS_FILE)
+        with self._lock.reading():
+            faiss.write_index(self._index, str(directory / INDEX_FILE))
+            self.slots.save(directory / SLOTS_FILE)
         return [directory / INDEX_FILE, directory / SLOTS_FILE]
 
     @classmethod

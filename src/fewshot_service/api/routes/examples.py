@@ -1,0 +1,151 @@
+"""Curation of examples: add (one or a batch), list, get, edit, delete, history, labels, export, import."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ...curation_types import (
+    MAX_BATCH,
+    CreateResult,
+    ExampleBatch,
+    ExamplePage,
+    ExamplePageQuery,
+    ExampleQuery,
+    ExampleUpdate,
+    HistoryEntry,
+    LabelResult,
+    OnDuplicate,
+)
+from ...errors import InvalidInput, PayloadTooLarge
+from ...importer import describe
+from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
+from ..deps import Actor, CuratorDep
+
+router = APIRouter(tags=["curation"])
+IMPORT_BATCH = 200
+
+
+@router.post("/v1/examples", status_code=status.HTTP_201_CREATED, response_model=CreateResult)
+def add_examples(
+    body: ExampleCreate | ExampleBatch,
+    curator: CuratorDep,
+    actor: Actor,
+    on_duplicate: Annotated[OnDuplicate, Query(description="reject (409, nothing stored), skip, or keep")] = "reject",
+) -> CreateResult:
+    """Add one example or a batch (all or nothing unless on_duplicate=skip); selectable at once if approved."""
+    records = body.examples if isinstance(body, ExampleBatch) else [body]
+    if len(records) > MAX_BATCH:
+        raise PayloadTooLarge(
+            f"a batch holds at most {MAX_BATCH} examples, this one has {len(records)}", field="examples"
+        )
+    return curator.add(records, on_duplicate, actor)
+
+
+@router.get("/v1/examples", response_model=ExamplePage)
+def list_examples(query: Annotated[ExamplePageQuery, Query()], curator: CuratorDep) -> ExamplePage:
+    """Examples matching the filters, a page at a time (pass next_cursor back as cursor)."""
+    page, next_cursor = curator.bank.list_examples(query, query.cursor, query.limit)
+    return ExamplePage(examples=page, next_cursor=next_cursor)
+
+
+@router.get("/v1/examples/export", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}})  # fmt: skip
+def export_examples(query: Annotated[ExampleQuery, Query()], curator: CuratorDep) -> StreamingResponse:
+    """The matching examples with their labels as JSONL; importing it reproduces them."""
+    return StreamingResponse(curator.export_jsonl(query), media_type="application/x-ndjson")
+
+
+@router.post("/v1/examples/import", openapi_extra={"requestBody": {"content": {"application/x-ndjson": {}}}})
+async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -> dict[str, Any]:
+    """Upload JSONL (one Example per line, as exported); streamed, bad lines reported by number, the rest kept."""
+    report: dict[str, Any] = {"imported": 0, "errors": []}
+    batch: list[ExampleImport] = []
+    number = 0
+    async for line in _lines(request):
+        number += 1
+        if not line.strip():
+            continue
+        try:
+            batch.append(ExampleImport.model_validate_json(line))
+        except ValidationError as exc:
+            report["errors"].append({"line": number, "message": describe(exc)})
+            continue
+        if len(batch) >= IMPORT_BATCH:
+            report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+            batch = []
+    if batch:
+        report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+    return report
+
+
+async def _lines(request: Request) -> AsyncIterator[bytes]:
+    pending = b""
+    async for chunk in request.stream():
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line
+    if pending:
+        yield pending
+
+
+def _version_from(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    found = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', if_match)
+    if not found:
+        raise InvalidInput('If-Match must carry the example version, e.g. "3"', field="If-Match")
+    return int(found.group(1))
+
+
+@router.get("/v1/examples/{example_id}", response_model=Example)
+def get_example(example_id: str, curator: CuratorDep, response: Response) -> Example:
+    example = curator.bank.get(example_id)
+    response.headers["ETag"] = f'"{example.version}"'
+    return example
+
+
+@router.patch("/v1/examples/{example_id}", response_model=Example)
+def edit_example(
+    example_id: str,
+    edit: ExampleUpdate,
+    curator: CuratorDep,
+    actor: Actor,
+    response: Response,
+    if_match: Annotated[str | None, Header(description='The version edited, e.g. "3" (or send "version")')] = None,
+) -> Example:
+    """Change fields; 409 when the example changed since the version the edit is based on."""
+    example = curator.update(example_id, edit, _version_from(if_match), actor)
+    response.headers["ETag"] = f'"{example.version}"'
+    return example
+
+
+@router.delete("/v1/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_example(example_id: str, curator: CuratorDep, actor: Actor) -> Response:
+    """Delete an example; it is never selected again from the moment this returns."""
+    curator.delete(example_id, actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/v1/examples/{example_id}/history", response_model=list[HistoryEntry])
+def example_history(example_id: str, curator: CuratorDep) -> list[HistoryEntry]:
+    """Every change: who, when, what (old and new values)."""
+    return curator.bank.history(example_id)
+
+
+@router.post("/v1/examples/{example_id}/labels", status_code=status.HTTP_201_CREATED, response_model=LabelResult)
+def label_example(example_id: str, label: LabelCreate, curator: CuratorDep, actor: Actor) -> LabelResult:
+    """A curator's quality label; the example's status and quality follow from its labels (see README)."""
+    return curator.label(example_id, label, actor if actor != "anonymous" else label.annotator)
+
+
+@router.get("/v1/examples/{example_id}/labels", response_model=list[Label])
+def example_labels(example_id: str, curator: CuratorDep) -> list[Label]:
+    return curator.bank.labels_of(example_id)

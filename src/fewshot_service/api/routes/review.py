@@ -1,0 +1,52 @@
+"""Preference pairs and the review queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from ...curation_types import (
+    Preference,
+    PreferenceCreate,
+    PreferenceLabel,
+    PreferenceLabelCreate,
+    ReviewItem,
+)
+from ...models import Annotator
+from ..deps import CuratorDep
+
+router = APIRouter(tags=["review"])
+
+
+@router.post("/v1/preferences", status_code=status.HTTP_201_CREATED, response_model=Preference)
+def add_preference(pair: PreferenceCreate, curator: CuratorDep) -> Preference:
+    """Two responses to one prompt, to be compared by annotators."""
+    return curator.add_preference(pair)
+
+
+@router.post(
+    "/v1/preferences/{preference_id}/labels", status_code=status.HTTP_201_CREATED, response_model=PreferenceLabel
+)
+def label_preference(preference_id: str, label: PreferenceLabelCreate, curator: CuratorDep) -> PreferenceLabel:
+    """An annotator's choice, with the response shown first (position bias is measured from it)."""
+    return curator.label_preference(preference_id, label)
+
+
+@router.get("/v1/preferences/export", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}})  # fmt: skip
+def export_preferences(curator: CuratorDep) -> StreamingResponse:
+    """{prompt, chosen, rejected} JSONL, one line per label that prefers a response."""
+    return StreamingResponse(curator.preference_jsonl(), media_type="application/x-ndjson")
+
+
+@router.get("/v1/review/next", response_model=ReviewItem, responses={204: {"description": "Nothing to review"}})
+def review_next(
+    annotator: Annotated[Annotator, Query()],
+    curator: CuratorDep,
+    blind: Annotated[bool, Query(description="Hide other annotators' labels")] = False,
+) -> ReviewItem | Response:
+    """The next item this annotator should label, leased to them for a while."""
+    item = curator.review_next(annotator, blind)
+    return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,163 @@
+"""The engine, connection handling and row conversions shared by the SQL bank's parts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from ..errors import BankError, Conflict, FewshotError, NotFound
+from ..models import Example, Label, normalise_text
+from .schema import audit, bank_meta, examples
+
+
+def utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything is stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def input_hash(text: str) -> str:
+    return hashlib.sha256(normalise_text(text).encode()).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets /v1/select read while a curator writes; synchronous=FULL because an acknowledged
+    # write must survive a power cut, not only a crash.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's implicit BEGIN is deferred).
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # A write transaction takes the write lock up front: a deferred one that read first fails with
+    # SQLITE_BUSY_SNAPSHOT when another writer commits meanwhile, and busy_timeout does not retry that.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def row_to_example(row: RowMapping) -> Example:
+    return Example(
+        id=row["id"],
+        external_id=row["external_id"],
+        input=row["input"],
+        output=row["output"],
+        steps=row["steps"],
+        topic=row["topic"],
+        difficulty=row["difficulty"],
+        tags=row["tags"],
+        source=row["source"],
+        status=row["status"],
+        quality=row["quality"],
+        metadata=row["meta"],
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
+        version=row["version"],
+    )
+
+
+def row_to_label(row: RowMapping) -> Label:
+    return Label(
+        id=row["id"],
+        example_id=row["example_id"],
+        annotator=row["annotator"],
+        verdict=row["verdict"],
+        score=row["score"],
+        issues=row["issues"],
+        note=row["note"],
+        corrected_output=row["corrected_output"],
+        step_ratings=row["step_ratings"],
+        first_wrong_step=row["first_wrong_step"],
+        created_at=utc(row["created_at"]),
+    )
+
+
+class SqlBase:
+    """Engine and transaction helpers; SQLite gets WAL and durable commits."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            if url.startswith("sqlite"):
+                database = url.split("///", 1)[-1]
+                if database and database != ":memory:":
+                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+                # Writes go through their own engine whose transactions begin IMMEDIATE; reads stay
+                # deferred so /v1/select never waits for a writer (WAL).
+                self.writer: Engine = create_engine(url, connect_args={"check_same_thread": False})
+                event.listen(self.writer, "connect", _sqlite_pragmas)
+                event.listen(self.writer, "connect", _sqlite_manual_transactions)
+                event.listen(self.writer, "begin", _begin_immediate)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True)
+                self.writer = self.engine
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise BankError(f"cannot open the bank at {url!r}: {exc}") from exc
+
+    def _connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise BankError(f"cannot reach the bank: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back (and translated) on error."""
+        try:
+            with self.writer.begin() as conn:
+                yield conn
+        except FewshotError:
+            raise
+        except SQLAlchemyError as exc:
+            raise BankError(f"writing to the bank failed: {exc}") from exc
+
+    @staticmethod
+    def _live_row(conn: Connection, example_id: str, *, for_write: bool) -> RowMapping:
+        row = conn.execute(select(examples).where(examples.c.id == example_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no example with id {example_id!r}", field="id")
+        if row["deleted_at"] is not None:
+            if for_write:
+                raise Conflict(f"example {example_id!r} was deleted", field="id")
+            raise NotFound(f"example {example_id!r} was deleted", field="id")
+        return row
+
+    @staticmethod
+    def _bump_revision(conn: Connection) -> int:
+        # The UPDATE takes the write lock first, so concurrent writers get distinct, increasing revisions.
+        conn.execute(update(bank_meta).where(bank_meta.c.key == "revision").values(value=bank_meta.c.value + 1))
+        return int(conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).scalar_one())
+
+    @staticmethod
+    def _audit(
+        conn: Connection, example_id: str, actor: str, action: str, changes: dict[str, Any], revision: int
+    ) -> None:
+        conn.execute(
+            insert(audit).values(
+                example_id=example_id, actor=actor, action=action, changes=changes, revision=revision, at=now()
+            )
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.writer.dispose()

@@ -27,6 +27,8 @@ from rich.progress import (
 from rich.text import Text
 
 from .api import build_service
+from .curation import Curator
+from .curation_types import ExampleQuery
 from .errors import FewshotError, ImportFileError
 from .importer import describe, import_file
 from .models import SelectFilters, SelectRequest
@@ -169,19 +171,18 @@ def export(
         list[StatusChoice] | None, typer.Option(help="Only examples with this status (repeatable).")
     ] = None,
 ) -> None:
-    """Write the bank as JSONL (one Example per line), which `fewshot import` reads back."""
+    """Write the bank as JSONL (one Example per line, with its labels), which `fewshot import` reads back."""
     settings = Settings()
-    service = build_service(settings)
+    curator = Curator(build_service(settings))
 
     def run() -> int:
-        service.bank.create_schema()
+        curator.bank.create_schema()
+        query = ExampleQuery(status=[s.value for s in status] if status else None)
         written = 0
         handle = output.open("w", encoding="utf-8") if output else sys.stdout
         try:
-            for example in service.bank.iter_examples():
-                if status and example.status not in status:
-                    continue
-                handle.write(example.model_dump_json() + "\n")
+            for line in curator.export_jsonl(query):
+                handle.write(line)
                 written += 1
         finally:
             if output:

@@ -28,6 +28,9 @@ class CountingEmbedder:
         self.texts_embedded += len(texts)
         return self.inner.embed(texts)
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any] | str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

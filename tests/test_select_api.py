@@ -270,3 +270,82 @@ def test_readiness_follows_start_up(tmp_path: Path, embedder: SentenceTransforme
 def test_openapi_docs_are_served(seed_client: TestClient) -> None:
     assert seed_client.get("/docs").status_code == 200
     assert "/v1/select" in seed_client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("strategy", ["knn", "mmr", "dpp", "coverage", "hybrid", "random"])
+def test_every_strategy_answers_k_distinct_examples_with_reasons(seed_client: TestClient, strategy: str) -> None:
+    result = select(seed_client, prompt=TOPIC_PROMPTS["probability"], k=5, strategy=strategy, seed=3)
+    examples = result["examples"]
+    assert result["strategy"] == strategy and len({e["id"] for e in examples}) == 5
+    for example in examples:
+        why = example["why"]
+        assert why["relevance"] == example["score"] and why["reason"]
+    if strategy != "random":
+        assert sum(e["topic"] == "probability" for e in examples) >= 3
+
+
+def test_topic_preference_estimates_the_topic_and_keeps_picks_on_it(seed_client: TestClient) -> None:
+    body = {"prompt": "A bakery sells muffins at 4 for $6. How much do 10 muffins cost?", "k": 4, "diversity": 0.5}
+    plain = select(seed_client, **body, topic_preference=0.0)
+    preferred = select(seed_client, **body, topic_preference=0.5)
+    assert preferred["estimated_topic"] == "arithmetic"
+    on_topic = [sum(e["topic"] == "arithmetic" for e in r["examples"]) for r in (plain, preferred)]
+    assert on_topic[1] == 4 and on_topic[1] >= on_topic[0]
+    assert all(e["why"]["topic_match"] for e in preferred["examples"])
+
+
+def test_difficulty_target_and_match(seed_client: TestClient) -> None:
+    prompt = TOPIC_PROMPTS["algebra"]
+    hard = select(seed_client, prompt=prompt, k=4, strategy="knn", difficulty_target=5)["examples"]
+    easy = select(seed_client, prompt=prompt, k=4, strategy="knn", difficulty_target=1)["examples"]
+    assert np.mean([e["difficulty"] for e in hard]) > np.mean([e["difficulty"] for e in easy]) + 1
+    assert all(e["why"]["difficulty_gap"] is not None for e in hard)
+    matched = select(seed_client, prompt=prompt, k=4, difficulty="match")
+    assert 1 <= matched["difficulty_target"] <= 5
+    both = seed_client.post("/v1/select", json={"prompt": prompt, "difficulty_target": 2, "difficulty": "match"})
+    assert both.status_code == 422 and both.json()["error"]["field"] == "difficulty"
+
+
+def test_token_budget_is_respected_with_the_models_tokenizer(
+    seed_client: TestClient, embedder: SentenceTransformerEmbedder
+) -> None:
+    result = select(seed_client, prompt=TOPIC_PROMPTS["geometry"], k=6, max_tokens=120)
+    assert 0 < result["tokens"] <= 120
+    counted = 0
+    for example in result["examples"]:
+        text = "\n".join([example["input"], *(example["steps"] or []), example["output"]])
+        [tokens] = embedder.count_tokens([text])
+        assert example["why"]["tokens"] == tokens
+        counted += tokens
+    assert counted == result["tokens"]
+    unbounded = select(seed_client, prompt=TOPIC_PROMPTS["geometry"], k=6)
+    assert len(unbounded["examples"]) == 6 and unbounded["tokens"] is None
+
+
+def test_tiktoken_is_refused_clearly_when_unavailable(seed_client: TestClient) -> None:
+    response = seed_client.post("/v1/select", json={"prompt": "x y z", "max_tokens": 100, "tokenizer": "tiktoken"})
+    try:
+        import tiktoken
+
+        tiktoken.get_encoding("cl100k_base")
+    except Exception:
+        assert response.status_code == 422 and response.json()["error"]["field"] == "tokenizer"
+    else:  # pragma: no cover - only where tiktoken and its encoding are on disk
+        assert response.status_code == 200
+
+
+def test_formats_render_the_chosen_examples(seed_client: TestClient) -> None:
+    prompt = TOPIC_PROMPTS["chemistry"]
+    messages = select(seed_client, prompt=prompt, k=2, format="messages")
+    assert [m["role"] for m in messages["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert messages["messages"][0]["content"] == messages["examples"][0]["input"]
+    text = select(seed_client, prompt=prompt, k=2, format="text", template="Q: {input}\nA: {output}")
+    assert text["text"].split("\n\n")[0] == f"Q: {text['examples'][0]['input']}\nA: {text['examples'][0]['output']}"
+    bad = seed_client.post("/v1/select", json={"prompt": prompt, "format": "text", "template": "{question}"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "template"
+
+
+def test_ascending_difficulty_order(seed_client: TestClient) -> None:
+    result = select(seed_client, prompt=TOPIC_PROMPTS["physics"], k=5, order="ascending_difficulty")
+    levels = [e["difficulty"] for e in result["examples"]]
+    assert levels == sorted(levels)

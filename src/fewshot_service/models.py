@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 Source = Literal["curated", "llm", "imported"]
 Status = Literal["pending", "approved", "rejected"]
-Order = Literal["most_similar_last", "most_similar_first"]
+Order = Literal["most_similar_last", "most_similar_first", "ascending_difficulty"]
+Format = Literal["examples", "messages", "text"]
+DEFAULT_TEMPLATE = "Q: {input}\nA: {output}"
+TEMPLATE_FIELDS = ("input", "output", "steps")
 Verdict = Literal["approve", "reject", "needs_fix"]
 IssueTag = Literal[
     "incorrect_answer", "unclear", "ambiguous", "bad_steps", "off_topic", "unsafe", "duplicate", "formatting"
@@ -153,11 +156,32 @@ class SelectRequest(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     k: int = Field(4, ge=1, le=50)
-    strategy: str | None = Field(None, description="knn | mmr; default the service's (mmr).")
+    strategy: str | None = Field(
+        None, description="knn | mmr | dpp | coverage | hybrid | random; default the service's."
+    )
     diversity: float | None = Field(None, ge=0.0, le=1.0, description="0 is pure relevance.")
     filters: SelectFilters = Field(default_factory=SelectFilters)
     exclude_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=1000)
     order: Order = "most_similar_last"
+    topic_preference: float | None = Field(
+        None, ge=0.0, le=1.0, description="How strongly to prefer the topic estimated from the prompt's neighbours."
+    )
+    difficulty_target: int | None = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
+    difficulty: Literal["match"] | None = Field(
+        None, description='"match": prefer the difficulty estimated from the nearest labelled examples.'
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, le=200_000, description="Token budget for the chosen examples (input, steps and output)."
+    )
+    tokenizer: Literal["model", "tiktoken"] = Field(
+        "model", description="Count tokens with the embedding model's tokenizer, or tiktoken (cl100k_base)."
+    )
+    format: Format = "examples"
+    template: str = Field(
+        DEFAULT_TEMPLATE, min_length=1, max_length=2000, description="For format=text: {input}, {output}, {steps}."
+    )
+    include_steps: bool = Field(True, description="Fold the steps into the answer (messages and text formats).")
+    seed: int | None = Field(None, description="Seed for the random strategy.")
 
     @field_validator("prompt")
     @classmethod
@@ -166,9 +190,48 @@ class SelectRequest(BaseModel):
             raise ValueError("must not be empty or whitespace")
         return value
 
+    @field_validator("template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        import string
+
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a valid template: {exc}") from exc
+        unknown = names - set(TEMPLATE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{input}}, {{output}}, {{steps}}")
+        return value
+
+    @field_validator("difficulty")
+    @classmethod
+    def _one_difficulty_preference(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and info.data.get("difficulty_target") is not None:
+            raise ValueError('give difficulty_target or difficulty="match", not both')
+        return value
+
+
+class Explanation(BaseModel):
+    """Why an example was picked."""
+
+    relevance: float = Field(description="Cosine similarity to the prompt.")
+    score: float = Field(description="Relevance after the topic and difficulty preferences.")
+    redundancy: float = Field(description="Highest similarity to an example picked before it.")
+    topic_match: bool | None = Field(description="Whether it is on the prompt's estimated topic.")
+    difficulty_gap: float | None = Field(description="Distance from the target difficulty.")
+    tokens: int | None = None
+    reason: str
+
 
 class SelectedExample(Example):
     score: float = Field(description="Cosine similarity between the example's input and the prompt.")
+    why: Explanation | None = None
+
+
+class ChatMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
 
 
 class SelectResponse(BaseModel):
@@ -177,6 +240,11 @@ class SelectResponse(BaseModel):
     diversity: float
     index_version: str
     took_ms: float
+    estimated_topic: str | None = None
+    difficulty_target: float | None = None
+    tokens: int | None = Field(None, description="Tokens of the chosen examples, when a budget was given.")
+    messages: list[ChatMessage] | None = Field(None, description="format=messages: user/assistant pairs.")
+    text: str | None = Field(None, description="format=text: the examples rendered with the template.")
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ from .bank import SqlBank
 from .embedding import Embedder
 from .errors import FewshotError, IndexStoreError, InvalidInput, NotReady
 from .index import IndexManifest, IndexStore, VectorIndex
-from .models import Example, SelectedExample, SelectRequest, SelectResponse
+from .models import Example, Explanation, SelectedExample, SelectRequest, SelectResponse
 from .rebuild import build_version, embed_missing
+from .rendering import as_messages, as_text, cost_text
 from .seeding import default_seed_dir, load_seed_bank
-from .selection import STRATEGIES, Pick, arrange
+from .selection import STRATEGIES, Candidates, Params, Pick, Preferences, apply_preferences, arrange
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -161,24 +162,92 @@ class FewshotService:
                 f"unknown strategy {strategy_name!r}; choose one of {', '.join(STRATEGIES)}", field="strategy"
             )
         diversity = self.settings.default_diversity if request.diversity is None else request.diversity
+        count_tokens = self._token_counter(request.tokenizer) if request.max_tokens else None
         query = self.embedder.embed([request.prompt])[0]
+        index = served.index
+        rng = np.random.default_rng(request.seed)
 
-        wanted = strategy.candidates(request.k, self.settings.candidate_factor)
-        slots, relevance = self._candidates(served.index, query, request, wanted)
-        vectors = served.index.vectors(slots)
-        picks = arrange(strategy.pick(vectors, relevance, request.k, diversity), request.order)
-        chosen_ids = served.index.ids(slots[p.position] for p in picks)
-        stored = self.bank.get_many(chosen_ids)
+        topic_weight = (
+            self.settings.default_topic_preference if request.topic_preference is None else request.topic_preference
+        )
+        # Preferences and budgets re-rank: even knn then needs a pool to choose from, not just k.
+        reranks = topic_weight > 0 or request.difficulty_target is not None or request.difficulty or request.max_tokens
+        wanted = (
+            request.k * self.settings.candidate_factor
+            if reranks
+            else strategy.candidates(request.k, self.settings.candidate_factor)
+        )
+        if strategy.name == "random":
+            slots = index.sample(wanted, request.filters, request.exclude_ids, rng)
+            vectors = index.vectors(slots)
+            relevance = vectors @ query
+            keep = relevance < self.settings.leakage_threshold
+            slots, vectors, relevance = slots[keep], vectors[keep], relevance[keep]
+        else:
+            slots, relevance = self._candidates(index, query, request, wanted)
+            vectors = index.vectors(slots)
+        topics, difficulties = index.attributes(slots)
+        score, preferences = apply_preferences(
+            relevance,
+            topics,
+            difficulties,
+            topic_weight=topic_weight,
+            difficulty_target=request.difficulty_target,
+            match_difficulty=request.difficulty == "match",
+            difficulty_weight=self.settings.difficulty_weight,
+            neighbours=self.settings.preference_neighbours,
+        )
+        ids = index.ids(slots)
+        # The pool's texts come from the bank only when a strategy reads them or a budget counts them.
+        pool_examples = self.bank.get_many(ids) if strategy.needs_texts or count_tokens else {}
+        costs = None
+        if count_tokens is not None:
+            costs = np.array(count_tokens([cost_text(pool_examples[i]) if i in pool_examples else "" for i in ids]))
+        pool = Candidates(
+            vectors=vectors,
+            relevance=relevance,
+            score=score,
+            topics=topics,
+            difficulties=difficulties,
+            texts=[pool_examples[i].input if i in pool_examples else "" for i in ids] if strategy.needs_texts else None,
+            query_text=request.prompt,
+            costs=costs,
+        )
+        picks = strategy.pick(pool, Params(request.k, diversity, request.max_tokens, rng))
+        picks = arrange(picks, request.order, {p.position: float(difficulties[p.position]) for p in picks})
+        chosen_ids = [ids[p.position] for p in picks]
+        stored = {i: pool_examples[i] for i in chosen_ids if i in pool_examples} or self.bank.get_many(chosen_ids)
         examples = [
-            self._selected(stored[i], pick) for i, pick in zip(chosen_ids, picks, strict=True) if i in stored
-        ]  # an example deleted since indexing is skipped, never invented
+            self._selected(stored[i], pick, preferences, topics[pick.position], difficulties[pick.position], costs)
+            for i, pick in zip(chosen_ids, picks, strict=True)
+            if i in stored  # an example deleted since indexing is skipped, never invented
+        ]
         return SelectResponse(
             examples=examples,
             strategy=strategy.name,
             diversity=diversity,
             index_version=served.manifest.version,
             took_ms=round((time.perf_counter() - started) * 1000, 3),
+            estimated_topic=preferences.topic,
+            difficulty_target=preferences.difficulty_target,
+            tokens=int(sum(costs[p.position] for p in picks)) if costs is not None else None,
+            messages=as_messages(examples, request.include_steps) if request.format == "messages" else None,
+            text=as_text(examples, request.template, request.include_steps) if request.format == "text" else None,
         )
+
+    def _token_counter(self, tokenizer: str) -> Callable[[list[str]], list[int]]:
+        if tokenizer == "model":
+            return lambda texts: self.embedder.count_tokens(texts)
+        try:
+            import tiktoken
+
+            encoding = tiktoken.get_encoding("cl100k_base")
+        except Exception as exc:  # not installed, or its BPE file is not on disk (nothing is downloaded)
+            raise InvalidInput(
+                f"tiktoken is not available offline here ({type(exc).__name__}); use tokenizer=model",
+                field="tokenizer",
+            ) from exc
+        return lambda texts: [len(encoding.encode(text)) for text in texts]
 
     def _candidates(
         self, index: VectorIndex, query: np.ndarray, request: SelectRequest, wanted: int
@@ -198,6 +267,24 @@ class FewshotService:
             asked *= 4
 
     @staticmethod
-    def _selected(example: Example, pick: Pick) -> SelectedExample:
+    def _selected(
+        example: Example,
+        pick: Pick,
+        preferences: Preferences,
+        topic: str | None,
+        difficulty: float,
+        costs: np.ndarray | None,
+    ) -> SelectedExample:
+        why = Explanation(
+            relevance=round(pick.relevance, 4),
+            score=round(pick.score, 4),
+            redundancy=round(pick.redundancy, 4),
+            topic_match=None if preferences.topic is None or topic is None else topic == preferences.topic,
+            difficulty_gap=None
+            if preferences.difficulty_target is None or np.isnan(difficulty)
+            else round(abs(difficulty - preferences.difficulty_target), 2),
+            tokens=int(costs[pick.position]) if costs is not None else None,
+            reason=pick.reason,
+        )
         # Stored examples were validated on the way in; copying fields skips a second validation.
-        return SelectedExample.model_construct(**example.__dict__, score=round(pick.relevance, 4))
+        return SelectedExample.model_construct(**example.__dict__, score=round(pick.relevance, 4), why=why)

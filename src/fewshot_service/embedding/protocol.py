@@ -14,3 +14,6 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text."""
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens the model's tokenizer makes of each text (no truncation)."""

@@ -116,6 +116,24 @@ class VectorIndex:
         with self._lock.reading():
             return np.asarray(self._index.reconstruct_batch(np.asarray(slots, dtype=np.int64)))
 
+    def sample(
+        self, n: int, filters: SelectFilters, exclude_ids: Sequence[str], rng: np.random.Generator
+    ) -> np.ndarray:
+        """Up to n random slots among those passing the filters."""
+        with self._lock.reading():
+            mask = self.slots.mask(filters, exclude_ids)
+            eligible = np.arange(len(self.slots)) if mask is None else np.flatnonzero(mask)
+        return rng.choice(eligible, size=min(n, len(eligible)), replace=False).astype(np.int64)
+
+    def attributes(self, slots: np.ndarray) -> tuple[list[str | None], np.ndarray]:
+        """(topics, difficulties with nan for unknown) of these slots."""
+        table = self.slots
+        codes = table.topic[slots]
+        topics = [table.topics[c] if c >= 0 else None for c in codes]
+        levels = table.difficulty[slots].astype(np.float64)
+        levels[levels == 0] = np.nan
+        return topics, levels
+
     def ids(self, slots: Iterable[int]) -> list[str]:
         return [self.slots.ids[int(s)] for s in slots]
 

@@ -1,12 +1,23 @@
 """Selection strategies: pure functions that choose k examples among filtered candidates."""
 
-from .base import Pick, Strategy
+from .base import Budget, Candidates, Params, Pick, Strategy
 from .ordering import arrange
-from .strategies import knn, mmr
+from .preferences import Preferences, apply_preferences
+from .strategies import coverage, dpp, hybrid, knn, mmr, random_pick
 
 STRATEGIES: dict[str, Strategy] = {
-    "knn": Strategy("knn", knn, False, "the k most similar examples"),
-    "mmr": Strategy("mmr", mmr, True, "maximal marginal relevance: similar to the prompt, not to each other"),
+    s.name: s
+    for s in (
+        Strategy("knn", knn, False, "the k most similar examples"),
+        Strategy("mmr", mmr, True, "maximal marginal relevance: similar to the prompt, not to each other"),
+        Strategy("dpp", dpp, True, "a determinantal point process: relevant examples spanning the most volume"),
+        Strategy("coverage", coverage, True, "one example per topic/difficulty group (or cluster) nearby"),
+        Strategy("hybrid", hybrid, True, "BM25 and dense ranks fused (reciprocal rank fusion)", needs_texts=True),
+        Strategy("random", random_pick, True, "random filtered examples, a baseline"),
+    )
 }
 
-__all__ = ["STRATEGIES", "Pick", "Strategy", "arrange", "knn", "mmr"]
+__all__ = [
+    "STRATEGIES", "Budget", "Candidates", "Params", "Pick", "Preferences", "Strategy", "apply_preferences",
+    "arrange", "coverage", "dpp", "hybrid", "knn", "mmr", "random_pick",
+]  # fmt: skip

@@ -1,24 +1,71 @@
-"""Types shared by the selection strategies: pure functions over candidate vectors, no I/O."""
+"""Types shared by the selection strategies: pure functions over a pool of candidates, no I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """The filtered pool a strategy chooses from, best first by relevance."""
+
+    vectors: np.ndarray  # (m, d), L2-normalised
+    relevance: np.ndarray  # (m,) cosine similarity to the prompt
+    score: np.ndarray  # (m,) relevance after the topic and difficulty preferences
+    topics: list[str | None]
+    difficulties: np.ndarray  # (m,) float, nan where unknown
+    texts: list[str] | None = None  # inputs, for lexical strategies
+    query_text: str | None = None  # the prompt, for lexical strategies
+    costs: np.ndarray | None = None  # (m,) tokens per candidate, when a budget applies
+
+    def __len__(self) -> int:
+        return len(self.relevance)
+
+
+@dataclass(frozen=True)
+class Params:
+    k: int
+    diversity: float
+    max_tokens: int | None = None
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+
+@dataclass(frozen=True)
 class Pick:
-    """One chosen candidate: its position among the candidates, and why it was chosen."""
+    """One chosen candidate: its position in the pool, and why it was chosen."""
 
     position: int
     relevance: float  # cosine similarity to the prompt
+    score: float  # relevance after preferences
     redundancy: float  # highest cosine similarity to an example picked before it (0 for the first)
+    reason: str
 
 
-# (vectors of the candidates, their relevance, k, diversity in 0..1) -> picks in the order chosen
-PickFunction = Callable[[np.ndarray, np.ndarray, int, float], list[Pick]]
+class Budget:
+    """Token accounting during a greedy choice: a candidate is available only while it still fits."""
+
+    def __init__(self, costs: np.ndarray | None, limit: int | None) -> None:
+        self.costs = costs
+        self.remaining = limit
+
+    def fits(self, count: int) -> np.ndarray:
+        if self.costs is None or self.remaining is None:
+            return np.ones(count, dtype=bool)
+        return np.asarray(self.costs <= self.remaining)
+
+    def take(self, position: int) -> None:
+        if self.costs is not None and self.remaining is not None:
+            self.remaining -= int(self.costs[position])
+
+
+def redundancy_of(vectors: np.ndarray, chosen: list[int], position: int) -> float:
+    return float(np.max(vectors[chosen] @ vectors[position])) if chosen else 0.0
+
+
+PickFunction = Callable[[Candidates, Params], list[Pick]]
 
 
 @dataclass(frozen=True)
@@ -28,6 +75,7 @@ class Strategy:
     # Diversifying strategies choose among a pool of pool_factor·k filtered candidates; others need k.
     needs_pool: bool
     description: str
+    needs_texts: bool = False  # the service fetches the pool's inputs from the bank
 
     def candidates(self, k: int, pool_factor: int) -> int:
         return k * pool_factor if self.needs_pool else k

@@ -1,43 +1,189 @@
-"""knn and mmr: the two selection strategies of the core service."""
+"""The selection strategies: knn, mmr, dpp, coverage, hybrid and random, each greedy under a token budget."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .base import Pick
+from .base import Budget, Candidates, Params, Pick, redundancy_of
 
 
-def _redundancies(vectors: np.ndarray, order: list[int]) -> list[float]:
-    """For each pick, its highest similarity to the picks before it (0 for the first)."""
-    result = [0.0] * min(1, len(order))
-    for n in range(1, len(order)):
-        result.append(float(np.max(vectors[order[:n]] @ vectors[order[n]])))
-    return result
-
-
-def knn(vectors: np.ndarray, relevance: np.ndarray, k: int, diversity: float) -> list[Pick]:
-    """The k most relevant candidates; diversity is ignored."""
-    order = [int(i) for i in np.argsort(-relevance, kind="stable")[:k]]
-    return [Pick(i, float(relevance[i]), r) for i, r in zip(order, _redundancies(vectors, order), strict=True)]
-
-
-def mmr(vectors: np.ndarray, relevance: np.ndarray, k: int, diversity: float) -> list[Pick]:
-    """Maximal marginal relevance: each pick maximises (1-d)·relevance − d·(similarity to picks so far)."""
-    count = len(relevance)
-    if count == 0:
-        return []
-    weight = 1.0 - diversity
-    similarity = vectors @ vectors.T
+def knn(pool: Candidates, params: Params) -> list[Pick]:
+    """The k best-scoring candidates that fit the budget; diversity is ignored."""
+    budget = Budget(pool.costs, params.max_tokens)
     chosen: list[int] = []
-    redundancy = np.zeros(count, dtype=np.float32)  # max similarity to anything chosen so far
-    available = np.ones(count, dtype=bool)
-    picks: list[Pick] = []
-    for _ in range(min(k, count)):
-        marginal = weight * relevance - diversity * redundancy
-        marginal[~available] = -np.inf
+    for position in np.argsort(-pool.score, kind="stable"):
+        if len(chosen) == params.k:
+            break
+        if budget.fits(len(pool))[position]:
+            budget.take(int(position))
+            chosen.append(int(position))
+    return [_pick(pool, chosen, n, "among the most relevant") for n in range(len(chosen))]
+
+
+def mmr(pool: Candidates, params: Params) -> list[Pick]:
+    """Maximal marginal relevance: each pick maximises (1-d)·score − d·(similarity to the picks so far)."""
+    similarity = pool.vectors @ pool.vectors.T
+    redundancy = np.zeros(len(pool), dtype=np.float32)
+    available = np.ones(len(pool), dtype=bool)
+    budget = Budget(pool.costs, params.max_tokens)
+    chosen: list[int] = []
+    while len(chosen) < params.k:
+        usable = available & budget.fits(len(pool))
+        if not usable.any():
+            break
+        marginal = np.where(usable, (1 - params.diversity) * pool.score - params.diversity * redundancy, -np.inf)
         best = int(np.argmax(marginal))
-        picks.append(Pick(best, float(relevance[best]), float(redundancy[best]) if chosen else 0.0))
         chosen.append(best)
         available[best] = False
+        budget.take(best)
         redundancy = np.maximum(redundancy, similarity[best])
-    return picks
+    return [_pick(pool, chosen, n, "relevant and unlike the picks before it") for n in range(len(chosen))]
+
+
+def dpp(pool: Candidates, params: Params) -> list[Pick]:
+    """Greedy MAP of a k-DPP whose kernel is quality × similarity × quality (Chen et al., 2018).
+
+    Quality is exp(α·score) with α falling as diversity rises; each step adds the candidate that most
+    increases the log-determinant, computed by an incremental Cholesky factorisation.
+    """
+    if params.diversity <= 0:
+        return knn(pool, params)
+    alpha = 2.0 * (1.0 - params.diversity) / params.diversity
+    quality = np.exp(alpha * (pool.score - pool.score.max()))  # shifted: same ratios, no overflow
+    kernel = quality[:, None] * (pool.vectors @ pool.vectors.T) * quality[None, :]
+    count = len(pool)
+    gains = np.diag(kernel).astype(np.float64).copy()  # conditional variance of each candidate
+    factors = np.zeros((params.k, count))
+    available = np.ones(count, dtype=bool)
+    budget = Budget(pool.costs, params.max_tokens)
+    chosen: list[int] = []
+    while len(chosen) < params.k:
+        usable = available & budget.fits(count)
+        if not usable.any():
+            break
+        best = int(np.argmax(np.where(usable, gains, -np.inf)))
+        if gains[best] <= 1e-10:
+            break  # the rest is (numerically) spanned by the picks
+        step = len(chosen)
+        row = (kernel[best] - factors[:step, best] @ factors[:step]) / math.sqrt(gains[best])
+        factors[step] = row
+        gains -= row**2
+        chosen.append(best)
+        available[best] = False
+        budget.take(best)
+    reasons = {p: "adds the most new information (DPP)" for p in chosen}
+    # Near-duplicates add no volume; rather than return fewer than k, fill by score.
+    for position in np.argsort(-pool.score, kind="stable"):
+        if len(chosen) == params.k:
+            break
+        if available[position] and budget.fits(count)[position]:
+            chosen.append(int(position))
+            available[position] = False
+            budget.take(int(position))
+            reasons[int(position)] = "next by relevance (nothing more diverse left)"
+    return [_pick(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
+
+
+def coverage(pool: Candidates, params: Params) -> list[Pick]:
+    """Spread the picks over the groups present in the neighbourhood: (topic, difficulty) cells when the
+    bank has topics, otherwise clusters of the neighbourhood's embeddings (as Auto-CoT does). Groups take
+    turns, the best-scoring group first, each giving its best-scoring candidate."""
+    groups = _groups(pool, params.k)
+    order = sorted(groups, key=lambda g: -max(pool.score[i] for i in groups[g]))
+    queues = {g: sorted(groups[g], key=lambda i: -pool.score[i]) for g in order}
+    budget = Budget(pool.costs, params.max_tokens)
+    chosen: list[int] = []
+    reasons: dict[int, str] = {}
+    while len(chosen) < params.k and any(queues.values()):
+        for group in order:
+            if len(chosen) == params.k:
+                break
+            queue = queues[group]
+            fits = budget.fits(len(pool))
+            while queue and not fits[queue[0]]:
+                queue.pop(0)
+            if queue:
+                position = queue.pop(0)
+                chosen.append(position)
+                budget.take(position)
+                reasons[position] = f"best of group {group} in the prompt's neighbourhood"
+    return [_pick(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
+
+
+def _groups(pool: Candidates, k: int) -> dict[str, list[int]]:
+    if any(topic is not None for topic in pool.topics):
+        keyed: dict[str, list[int]] = {}
+        for position, (topic, level) in enumerate(zip(pool.topics, pool.difficulties, strict=True)):
+            key = f"{topic or 'no topic'}/{'?' if np.isnan(level) else int(level)}"
+            keyed.setdefault(key, []).append(position)
+        return keyed
+    from sklearn.cluster import KMeans
+
+    clusters = min(k, len(pool))
+    if clusters <= 1:
+        return {"cluster 1": list(range(len(pool)))}
+    labels = KMeans(n_clusters=clusters, n_init=3, random_state=0).fit_predict(pool.vectors)
+    found: dict[str, list[int]] = {}
+    for position, label in enumerate(labels):
+        found.setdefault(f"cluster {int(label) + 1}", []).append(position)
+    return found
+
+
+def hybrid(pool: Candidates, params: Params, rrf_k: int = 60) -> list[Pick]:
+    """Reciprocal rank fusion of the dense ranking and a BM25 ranking of the pool's texts."""
+    if pool.texts is None or pool.query_text is None:
+        raise ValueError("hybrid needs the prompt and the candidates' texts")
+    dense_rank = np.empty(len(pool), dtype=np.int64)
+    dense_rank[np.argsort(-pool.score, kind="stable")] = np.arange(len(pool))
+    lexical_rank = _bm25_ranks(pool.query_text, pool.texts)
+    fused = 1.0 / (rrf_k + dense_rank + 1) + 1.0 / (rrf_k + lexical_rank + 1)
+    budget = Budget(pool.costs, params.max_tokens)
+    chosen: list[int] = []
+    for position in np.argsort(-fused, kind="stable"):
+        if len(chosen) == params.k:
+            break
+        if budget.fits(len(pool))[position]:
+            budget.take(int(position))
+            chosen.append(int(position))
+    return [
+        _pick(pool, chosen, n, f"dense rank {dense_rank[p] + 1}, lexical rank {lexical_rank[p] + 1}")
+        for n, p in enumerate(chosen)
+    ]
+
+
+def _bm25_ranks(query: str, documents: list[str]) -> np.ndarray:
+    """Rank of each document under BM25 for the query (0 is best); ties keep the dense order."""
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
+    scores = retriever.get_scores(bm25s.tokenize(query, stopwords="en", show_progress=False, return_ids=False)[0])
+    ranks = np.empty(len(documents), dtype=np.int64)
+    ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(len(documents))
+    return ranks
+
+
+def random_pick(pool: Candidates, params: Params) -> list[Pick]:
+    """A uniform random choice among the filtered examples: the baseline every strategy must beat."""
+    budget = Budget(pool.costs, params.max_tokens)
+    chosen: list[int] = []
+    for position in params.rng.permutation(len(pool)):
+        if len(chosen) == params.k:
+            break
+        if budget.fits(len(pool))[position]:
+            budget.take(int(position))
+            chosen.append(int(position))
+    return [_pick(pool, chosen, n, "drawn at random") for n in range(len(chosen))]
+
+
+def _pick(pool: Candidates, chosen: list[int], n: int, reason: str) -> Pick:
+    position = chosen[n]
+    return Pick(
+        position,
+        float(pool.relevance[position]),
+        float(pool.score[position]),
+        redundancy_of(pool.vectors, chosen[:n], position),
+        reason,
+    )

@@ -230,7 +230,8 @@ def test_unknown_ids_are_404(curation: Factory) -> None:
 
 
 def test_review_queue_order_leases_and_blind_mode(curation: Factory) -> None:
-    client = curation(review_lease_seconds=1.0)
+    # Leases long enough that a loaded machine cannot expire one between two calls of this test.
+    client = curation(review_lease_seconds=3.0)
     llm = add(client, {"examples": [
         {"input": "Convert 3 miles to kilometres.", "source": "llm", "status": "pending"},
         {"input": "What is the capital of Australia?", "source": "llm", "status": "pending"},
@@ -261,7 +262,7 @@ def test_review_queue_order_leases_and_blind_mode(curation: Factory) -> None:
     open_review = next_for("cy")
     assert open_review and open_review["example"]["id"] == disputed["id"] and open_review["reason"] == "disagreement"
     assert {lab["annotator"] for lab in open_review["labels"]} == {"x", "y"}
-    time.sleep(1.1)  # cy's lease expires
+    time.sleep(3.1)  # cy's lease expires
     blind = next_for("dee", blind=True)
     assert blind and blind["example"]["id"] == disputed["id"] and blind["labels"] is None
     assert next_for("x") is None  # x labelled everything that needs a label

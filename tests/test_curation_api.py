@@ -248,16 +248,22 @@ def test_review_queue_order_leases_and_blind_mode(curation: Factory) -> None:
         return None if response.status_code == 204 else response.json()
 
     first = next_for("ann")
-    assert first and first["example"]["id"] == llm[0]["id"] and first["reason"] == "pending_llm"
-    assert next_for("ann")["example"]["id"] == llm[0]["id"]  # type: ignore[index]  # asking again: same lease
+    llm_ids = {e["id"] for e in llm}
+    assert first and first["example"]["id"] in llm_ids and first["reason"] == "pending_llm"
+    assert next_for("ann")["example"]["id"] == first["example"]["id"]  # type: ignore[index]  # same lease
     second = next_for("bob")
-    assert second and second["example"]["id"] == llm[1]["id"]  # never the item leased to ann
+    # Never the item leased to ann: bob gets the other LLM-generated one.
+    assert second and second["example"]["id"] == (llm_ids - {first["example"]["id"]}).pop()
 
-    client.post(f"/v1/examples/{llm[0]['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 4})
+    client.post(
+        f"/v1/examples/{first['example']['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 4}
+    )
     third = next_for("ann")
     assert third and third["example"]["id"] == curated["id"] and third["reason"] == "pending"
     client.post(f"/v1/examples/{curated['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 4})
-    client.post(f"/v1/examples/{llm[1]['id']}/labels", json={"annotator": "bob", "verdict": "approve", "score": 5})
+    client.post(
+        f"/v1/examples/{second['example']['id']}/labels", json={"annotator": "bob", "verdict": "approve", "score": 5}
+    )
 
     open_review = next_for("cy")
     assert open_review and open_review["example"]["id"] == disputed["id"] and open_review["reason"] == "disagreement"

@@ -9,16 +9,22 @@ import numpy as np
 from .base import Budget, Candidates, Params, Pick, redundancy_of
 
 
-def knn(pool: Candidates, params: Params) -> list[Pick]:
-    """The k best-scoring candidates that fit the budget; diversity is ignored."""
+def _take_in_order(pool: Candidates, params: Params, order: np.ndarray) -> list[int]:
+    """The first k positions of `order` that still fit the budget (a long one is skipped, never cut)."""
     budget = Budget(pool.costs, params.max_tokens)
     chosen: list[int] = []
-    for position in np.argsort(-pool.score, kind="stable"):
+    for position in order:
         if len(chosen) == params.k:
             break
         if budget.fits(len(pool))[position]:
             budget.take(int(position))
             chosen.append(int(position))
+    return chosen
+
+
+def knn(pool: Candidates, params: Params) -> list[Pick]:
+    """The k best-scoring candidates that fit the budget; diversity is ignored."""
+    chosen = _take_in_order(pool, params, np.argsort(-pool.score, kind="stable"))
     return [_pick(pool, chosen, n, "among the most relevant") for n in range(len(chosen))]
 
 
@@ -139,14 +145,7 @@ def hybrid(pool: Candidates, params: Params, rrf_k: int = 60) -> list[Pick]:
     dense_rank[np.argsort(-pool.score, kind="stable")] = np.arange(len(pool))
     lexical_rank = _bm25_ranks(pool.query_text, pool.texts)
     fused = 1.0 / (rrf_k + dense_rank + 1) + 1.0 / (rrf_k + lexical_rank + 1)
-    budget = Budget(pool.costs, params.max_tokens)
-    chosen: list[int] = []
-    for position in np.argsort(-fused, kind="stable"):
-        if len(chosen) == params.k:
-            break
-        if budget.fits(len(pool))[position]:
-            budget.take(int(position))
-            chosen.append(int(position))
+    chosen = _take_in_order(pool, params, np.argsort(-fused, kind="stable"))
     return [
         _pick(pool, chosen, n, f"dense rank {dense_rank[p] + 1}, lexical rank {lexical_rank[p] + 1}")
         for n, p in enumerate(chosen)
@@ -167,14 +166,7 @@ def _bm25_ranks(query: str, documents: list[str]) -> np.ndarray:
 
 def random_pick(pool: Candidates, params: Params) -> list[Pick]:
     """A uniform random choice among the filtered examples: the baseline every strategy must beat."""
-    budget = Budget(pool.costs, params.max_tokens)
-    chosen: list[int] = []
-    for position in params.rng.permutation(len(pool)):
-        if len(chosen) == params.k:
-            break
-        if budget.fits(len(pool))[position]:
-            budget.take(int(position))
-            chosen.append(int(position))
+    chosen = _take_in_order(pool, params, params.rng.permutation(len(pool)))
     return [_pick(pool, chosen, n, "drawn at random") for n in range(len(chosen))]
 
 

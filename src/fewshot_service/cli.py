@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 from rich.text import Text
 
 from .api import build_service
@@ -255,6 +257,285 @@ def select_(
             )
 
     _run(run)
+
+
+@app.command()
+def expand(
+    topic: Annotated[str | None, typer.Option(help="The cell's topic (with --fill-gaps: only this topic).")] = None,
+    difficulty: Annotated[int | None, typer.Option(help="The cell's difficulty, 1-5.")] = None,
+    n: Annotated[int | None, typer.Option("--n", "-n", help="New examples to store (with --fill-gaps: a cap).")] = None,
+    fill_gaps: Annotated[bool, typer.Option(help="Fill every cell below its target.")] = False,
+    target: Annotated[
+        int | None, typer.Option(help="Approved+pending examples per cell (default FEWSHOT_EXPAND_CELL_TARGET).")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (0-2).")] = None,
+    max_calls: Annotated[int | None, typer.Option(help="Most LLM calls (default 3x what is needed).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Have the configured LLM (FEWSHOT_LLM_*) write new examples, stored as pending for review."""
+    from .expansion import Expander, ExpandRequest, ExpansionReport
+
+    settings = Settings()
+    _configure_logging(settings)
+    service = build_service(settings)
+
+    def run() -> ExpansionReport:
+        try:
+            request = ExpandRequest(
+                topic=topic,
+                difficulty=difficulty,
+                n=n,
+                fill_gaps=fill_gaps,
+                target=target,
+                temperature=temperature,
+                max_calls=max_calls,
+            )
+        except ValidationError as exc:
+            raise FewshotError(describe(exc)) from exc
+        service.start()
+        expander = Expander(Curator(service))
+        plan = expander.plan(request)
+        with _progress("expanding", plan.requested) as advance:
+            return expander.run(plan, actor="cli", on_stored=advance)
+
+    report: ExpansionReport = _run(run)
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    dropped = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items()) or "none"
+    err.print(
+        f"stored {report.stored} of {report.requested} requested as pending (generated {report.generated}; "
+        f"dropped: {dropped}); {report.calls} call(s), {report.retries} retries, {report.tokens.total} tokens",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.stopped == "interrupted":
+        err.print("interrupted: the examples stored so far are kept")
+        raise typer.Exit(130)
+    if report.stopped == "llm_error":
+        raise _fail(f"the run stopped early: {report.error}")
+    if report.stopped == "max_calls":
+        err.print("the call budget ran out before every cell got its examples (see --max-calls)")
+
+
+# -- monitoring the bank (issue 6) ------------------------------------------------------------------
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table | str:
+    """A titled table, or just the title and "none" when there are no rows."""
+    if not rows:
+        return f"{title}: none"
+    table = Table(title=title, title_justify="left", show_edge=False, min_width=len(title))
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("topic", "annotator", "question", "day") else "right")
+    for row in rows:
+        table.add_row(*("-" if value is None else str(value) for value in row))
+    return table
+
+
+@app.command()
+def stats(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the bank stats and the agreement report as JSON.")
+    ] = False,
+) -> None:
+    """The bank's shape (counts, coverage gaps, near duplicates, label throughput, balance) and label agreement."""
+    from .agreement import AgreementReport
+    from .stats import StatsReport, bank_stats, label_agreement
+
+    settings = Settings()
+    service = build_service(settings)  # the embedding model is not loaded: stats read stored vectors
+
+    def run() -> tuple[StatsReport, AgreementReport]:
+        service.bank.create_schema()
+        return bank_stats(service.bank, settings), label_agreement(service.bank, settings)
+
+    result: tuple[StatsReport, AgreementReport] = _run(run)
+    shape, agreement = result
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"stats": shape.model_dump(mode="json"), "agreement": agreement.model_dump(mode="json")}, indent=2
+            )
+        )
+        return
+    out = Console(width=max(Console().width, 100))
+    out.print(
+        f"{shape.total} live examples at bank revision {shape.bank_revision}: "
+        + ", ".join(f"{n} {s}" for s, n in shape.by_status.items())
+        + "; sources "
+        + ", ".join(f"{n} {s}" for s, n in shape.by_source.items()),
+        highlight=False,
+    )
+    balance = [
+        (scope, b.examples, b.topics, b.topic_entropy, b.difficulty_entropy) for scope, b in shape.balance.items()
+    ]
+    out.print(
+        _table(
+            "Balance (normalised entropy, 1 = even)",
+            ["of", "examples", "topics", "topic H", "difficulty H"],
+            balance,
+        )
+    )
+    gaps = [(g.topic, g.difficulty, g.approved, g.missing) for g in shape.gaps[:20]]
+    out.print(
+        _table(
+            f"Coverage gaps: {len(shape.gaps)} cell(s) under {shape.coverage_target} approved"
+            + (" (first 20)" if len(shape.gaps) > 20 else ""),
+            ["topic", "difficulty", "approved", "missing"],
+            gaps,
+        )
+    )
+    clusters = shape.near_duplicates
+    out.print(
+        f"Near duplicates (cosine >= {clusters.threshold}): {clusters.count} cluster(s), {clusters.examples} example(s)"
+    )
+    for cluster in clusters.largest[:5]:
+        out.print(
+            f"  {cluster.size} examples, max similarity {cluster.max_similarity}: "
+            + " | ".join(m.input[:40] for m in cluster.members[:3]),
+            highlight=False,
+        )
+    days = [(d.day, d.labels, d.annotators, d.examples) for d in shape.label_throughput[-14:]]
+    out.print(
+        _table(
+            f"Labels per day: {shape.labels_total} in all (last 14 days)",
+            ["day", "labels", "annotators", "examples"],
+            days,
+        )
+    )
+    questions = [
+        (
+            q.question,
+            q.units,
+            q.percent_agreement,
+            q.cohen_kappa,
+            q.fleiss_kappa.value if q.fleiss_kappa else None,
+            q.krippendorff_alpha,
+        )
+        for q in agreement.questions
+    ]
+    out.print(_table("Agreement", ["question", "units", "% agree", "Cohen κ", "Fleiss κ", "Krippendorff α"], questions))
+    annotators = [
+        (a.annotator, a.labels, a.agreement_with_consensus, a.gold_items, a.gold_accuracy, a.fast_labels)
+        for a in agreement.per_annotator
+    ]
+    out.print(
+        _table("Annotators", ["annotator", "labels", "vs consensus", "gold", "gold accuracy", "fast"], annotators)
+    )
+    bias = agreement.position_bias
+    share = "-" if bias.first_share is None else bias.first_share
+    p_value = "-" if bias.p_value is None else bias.p_value
+    out.print(
+        f"Position bias: the response shown first won {bias.first_wins} of {bias.decisive} decisive preference "
+        f"labels (share {share}, p = {p_value}); {agreement.fast_labels.count} label(s) came "
+        f"faster than {agreement.fast_labels.threshold_seconds}s after the annotator's previous one",
+        highlight=False,
+    )
+
+
+quality_app = typer.Typer(help="The quality model trained from curator labels.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+
+
+@quality_app.command("train")
+def quality_train(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train on curator verdicts, report cross-validated ROC-AUC and calibration, score every example."""
+    from .quality import QualityService, TrainResult
+
+    settings = Settings()
+    _configure_logging(settings)
+    service = build_service(settings)
+
+    def run() -> TrainResult:
+        service.bank.create_schema()
+        _embed_with_progress(service)  # an import --no-embed leaves examples the model could not see
+        return QualityService(service).train()
+
+    result: TrainResult = _run(run)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    metrics = result.model.metrics
+    typer.echo(
+        f"model {result.model_id} (bank revision {result.model.bank_revision}): {metrics.examples} labelled examples "
+        f"({metrics.good} good, {metrics.bad} bad), {metrics.cv_folds}-fold cross-validated ROC-AUC {metrics.roc_auc}, "
+        f"Brier {metrics.brier}, accuracy {metrics.accuracy}"
+    )
+    for row in metrics.calibration:
+        typer.echo(
+            f"  predicted {row.mean_predicted:.2f} -> observed {row.observed_good:.2f} ({row.examples} examples)"
+        )
+    typer.echo(f"scored {result.scored} examples ({result.changed} changed)")
+
+
+@quality_app.command("score")
+def quality_score() -> None:
+    """Score every live example again with the current model (after new examples arrived)."""
+    from .quality import QualityService, ScoreResult
+
+    settings = Settings()
+    _configure_logging(settings)
+    service = build_service(settings)
+
+    def run() -> ScoreResult:
+        service.bank.create_schema()
+        _embed_with_progress(service)
+        return QualityService(service).score()
+
+    result: ScoreResult = _run(run)
+    typer.echo(f"model {result.model_id}: scored {result.scored} examples ({result.changed} changed)")
+
+
+_EVAL_WORK_DIR = Path("benchmarks/.cache/quality")
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[str, typer.Option(help="mmlu, banking77, arc or gsm8k.")],
+    data: Annotated[Path, typer.Option(help="The data set's folder, or the folder holding it.")],
+    queries: Annotated[int, typer.Option(min=1, help="Queries sampled (fixed seed).")] = 300,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=50, help="Examples per query.")] = 4,
+    work_dir: Annotated[Path, typer.Option(help="Banks and indexes, kept for reruns.")] = _EVAL_WORK_DIR,
+    strategy: Annotated[list[str] | None, typer.Option(help="Only this strategy (repeatable; default all).")] = None,
+    diversity: Annotated[list[float] | None, typer.Option(help="Also run at this diversity (repeatable).")] = None,
+    langchain: Annotated[bool, typer.Option(help="Add LangChain's selectors when installed.")] = True,
+    keep_near_copies: Annotated[
+        bool, typer.Option(help="Keep queries with a near copy in the bank (the service hides those, LangChain not).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Run every strategy (and LangChain's selectors) on a labelled data set and print the quality table."""
+    from .evaluation import DatasetError
+    from .evaluation.report import render_dataset
+    from .evaluation.suite import evaluate_dataset
+
+    settings = Settings()
+    _configure_logging(settings)
+    try:
+        result = _run(
+            lambda: evaluate_dataset(
+                dataset,
+                data,
+                work_dir,
+                queries=queries,
+                k=k,
+                strategies=strategy,
+                diversities=diversity or (),
+                baselines=langchain,
+                keep_near_copies=keep_near_copies,
+                log=lambda message: err.print(message, highlight=False),
+            )
+        )
+    except DatasetError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        payload = {"dataset": dataset, "bank": result.bank_size, "queries": len(result.queries), "k": k}
+        payload["missing_strategies"] = result.missing
+        payload["near_copies"] = result.near_copies
+        payload["results"] = [r.as_dict() for r in result.results.values()]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(render_dataset(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

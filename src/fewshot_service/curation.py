@@ -166,6 +166,11 @@ class Curator:
         index.upsert(rows)
         index.remove(gone)
 
+    def sync_index(self, ids: Iterable[str]) -> None:
+        """_sync_index for writers of service-owned fields outside curation (the quality model's scores);
+        the caller holds service.write_lock across its bank write and this call."""
+        self._sync_index(ids)
+
     # -- review ---------------------------------------------------------------------------------
     def review_next(self, annotator: str, blind: bool) -> ReviewItem | None:
         leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds)

@@ -11,6 +11,8 @@ statuses in one place and the CLI to one-line messages::
     ├── PayloadTooLarge                413  a batch over its limit
     ├── NotReady                       503  bank or index still loading
     ├── ConfigurationError             500  settings that cannot work (bad model path, bad URL)
+    │   └── LLMNotConfigured           503  LLM expansion asked for, but no FEWSHOT_LLM_* endpoint set
+    ├── LLMError                       502  the LLM endpoint failed (after retries) or refused the call
     ├── BankError                      500  the database failed (wraps SQLAlchemy errors)
     ├── EmbeddingError                 500  the model failed to load or encode
     └── IndexStoreError                500  an index version on disk is missing or damaged
@@ -75,6 +77,21 @@ class NotReady(FewshotError):
 
 class ConfigurationError(FewshotError):
     code = "configuration_error"
+
+
+class LLMNotConfigured(ConfigurationError):
+    # 503, not 500: the service works, this optional feature is switched off until an endpoint is set.
+    status_code = 503
+    code = "llm_not_configured"
+
+
+class LLMError(FewshotError):
+    status_code = 502
+    code = "llm_error"
+
+    def __init__(self, message: str, *, retries: int = 0) -> None:
+        super().__init__(message)
+        self.retries = retries  # attempts repeated before giving up, for the run's accounting
 
 
 class BankError(FewshotError):

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     expand_max_input_chars: int = Field(2000, ge=1, description="Generated inputs longer than this are dropped.")
     expand_max_output_chars: int = Field(2000, ge=1, description="Longer generated outputs or steps are dropped.")
     expand_min_predicted_quality: float = Field(
-        3.0, ge=0, le=5, description="Generated examples the quality model scores below this are dropped."
+        0.5, ge=0, le=1, description="Generated examples the quality model gives a lower P(good) are dropped."
     )
 
     host: str = "127.0.0.1"

@@ -19,7 +19,9 @@ from ..service import FewshotService
 from ..settings import Settings
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
-from .routes import admin, examples, health, review, select
+from .routes import admin, examples, expand, health, review, select
+from .routes import quality as quality_routes
+from .routes import stats as stats_routes
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         overrides={"/v1/examples/import": settings.max_import_bytes},
     )
-    for router in (select.router, examples.router, review.router, health.router, admin.router):
+    for router in (select.router, examples.router, review.router, health.router, admin.router, expand.router):
         app.include_router(router)
+    app.include_router(stats_routes.router)
+    app.include_router(quality_routes.router)
     return app

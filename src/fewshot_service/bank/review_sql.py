@@ -14,6 +14,7 @@ from ..errors import NotFound
 from ..models import Example
 from .base import SqlBase, now, row_to_example, utc
 from .schema import examples, labels, leases, preference_labels, preferences
+from .stats_sql import uncertainty_order
 
 
 class PreferenceStore(SqlBase):
@@ -60,7 +61,8 @@ class ReviewStore(SqlBase):
         """The next example this annotator should label, leased to them; None when nothing needs them.
 
         Order: pending LLM-generated examples, other pending examples, then examples whose labels
-        disagree. Never one the annotator already labelled, never one leased to someone else.
+        disagree; within the pending groups, predicted_quality nearest 0.5 first once a quality model has
+        scored them. Never one the annotator already labelled, never one leased to someone else.
         """
         stamp = now()
         with self._transaction() as conn:
@@ -84,7 +86,11 @@ class ReviewStore(SqlBase):
             for extra in ([examples.c.id.in_(mine)], list[Any]()):
                 for reason, conditions in candidates:
                     query = select(examples).where(*open_items, *conditions, *extra)
-                    row = conn.execute(query.order_by(examples.c.created_at, examples.c.id).limit(1)).mappings().first()
+                    # Among pending items the quality model's most uncertain come first (active learning:
+                    # their labels teach it most); unscored ones follow, oldest first as before.
+                    first = uncertainty_order() if reason != "disagreement" else []
+                    ordered = query.order_by(*first, examples.c.created_at, examples.c.id)
+                    row = conn.execute(ordered.limit(1)).mappings().first()
                     if row is None:
                         continue
                     expires = stamp + timedelta(seconds=ttl_seconds)

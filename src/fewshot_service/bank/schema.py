@@ -49,6 +49,9 @@ examples = Table(
     # Deleted examples stay as tombstones so a label on them answers 409 (not 404) and replicas
     # following the change feed see the deletion.
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # P(good) from the quality model trained on curator labels (quality_model.py); null until scored.
+    # Service-owned, never part of an import or edit; it orders the review queue (most uncertain first).
+    Column("predicted_quality", Float, nullable=True),
 )
 Index("ix_examples_revision", examples.c.revision)
 Index("ix_examples_input_hash", examples.c.input_hash)

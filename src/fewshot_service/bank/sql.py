@@ -19,6 +19,8 @@ from .labels_sql import LabelStore
 from .protocol import ImportCounts
 from .review_sql import PreferenceStore, ReviewStore
 from .schema import bank_meta, examples, labels, metadata
+from .stats_sql import StatsStore
+from .upgrade import add_missing_columns
 
 # The fields an import may change; comparing them tells an update from an unchanged line.
 _CONTENT_FIELDS = (
@@ -81,13 +83,14 @@ def _embedding_columns(vector: np.ndarray | None, model_id: str | None) -> dict[
     return {"embedding": vector.tobytes(), "embedding_model": model_id, "embedding_dim": int(vector.shape[0])}
 
 
-class SqlBank(LabelStore, PreferenceStore, ReviewStore):
+class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
     """ExampleBank over a SQLAlchemy engine."""
 
     # -- schema and counters ------------------------------------------------------------------
     def create_schema(self) -> None:
         try:
             metadata.create_all(self.engine)
+            add_missing_columns(self.engine)  # banks created before a nullable column existed
         except SQLAlchemyError as exc:
             raise BankError(f"cannot create the bank schema: {exc}") from exc
         with self._transaction() as conn:

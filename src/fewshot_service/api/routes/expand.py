@@ -1,0 +1,25 @@
+"""LLM expansion of the bank (admin role once authentication lands)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from ...expansion import Expander, ExpandRequest, ExpansionReport
+from ..deps import Actor, CuratorDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.post("/v1/admin/expand", response_model=ExpansionReport)
+def expand(body: ExpandRequest, request: Request, curator: CuratorDep, actor: Actor) -> ExpansionReport:
+    """Have the configured LLM write new examples for one cell (topic, difficulty, n) or for every cell below
+    its target (fill_gaps); they are stored as source=llm, status=pending for review, and the report counts
+    what was generated, stored and dropped (and why), the calls, retries and tokens.
+
+    The call returns when the run ends. 503 when no LLM endpoint is configured, 502 when it fails before
+    answering anything; a run that fails later returns its report with stopped=llm_error.
+    """
+    # The quality model (issue 6) registers its scorer here once trained; without one nothing is scored.
+    scorer = getattr(request.app.state, "predict_quality", None)
+    expander = Expander(curator, predict_quality=scorer)
+    return expander.run(expander.plan(body), actor=actor)

@@ -1,0 +1,50 @@
+"""Monitoring the bank: its shape, the reliability of its labels, and charts of both."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from ...agreement import AgreementReport
+from ...errors import NotFound
+from ...models import Status
+from ...stats import StatsReport, bank_stats, label_agreement
+from ..deps import Service
+
+router = APIRouter(tags=["monitoring"])
+
+
+@router.get("/v1/stats", response_model=StatsReport)
+def stats(service: Service) -> StatsReport:
+    """Counts by topic × difficulty × source × status, coverage gaps, near-duplicate clusters, label
+    throughput per day and balance (normalised entropies)."""
+    return bank_stats(service.bank, service.settings)
+
+
+@router.get("/v1/stats/agreement", response_model=AgreementReport)
+def agreement(service: Service) -> AgreementReport:
+    """Inter-annotator agreement per question (verdict, score, steps), per-annotator agreement with the
+    consensus and accuracy on gold examples, implausibly fast labels, position bias of preference labels."""
+    return label_agreement(service.bank, service.settings)
+
+
+@router.get(
+    "/v1/stats/charts/{name}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No chart of that name"}},
+)
+def chart(
+    name: str,
+    service: Service,
+    status: Annotated[list[Status] | None, Query(description="Examples drawn (default: the chart's own)")] = None,
+) -> Response:
+    """topic_difficulty (heatmap, coverage), difficulty_by_topic (histograms) or source_mix, as a PNG."""
+    from ...charts import CHARTS, render_chart  # matplotlib loads on the first chart, not with the app
+
+    if name not in CHARTS:
+        raise NotFound(f"no chart {name!r}; the charts are {', '.join(CHARTS)}", field="name")
+    png = render_chart(
+        name, service.bank.cell_counts(), coverage_target=service.settings.coverage_target, statuses=status
+    )
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -137,6 +137,13 @@ def test_the_model_learns_quality_and_scores_the_bank(labelled: LabelledBank) ->
     assert client.post("/v1/admin/quality/score").json() == {"model_id": model_id, "scored": 520, "changed": 0}
     assert client.post("/v1/select", json={"prompt": "Solve 2x + 3 = 11", "k": 2}).status_code == 200
 
+    # /v1/select filters on the model's score inside the search: only pending examples scored >= 0.7.
+    predicted = {s["id"]: s["predicted_quality"] for s in scores}
+    confident = {i for i, p in predicted.items() if p >= 0.7}
+    filters = {"statuses": ["pending"], "min_predicted_quality": 0.7}
+    picked = client.post("/v1/select", json={"prompt": "Solve 2x + 3 = 11", "k": 8, "filters": filters}).json()
+    assert {e["id"] for e in picked["examples"]} <= confident and len(picked["examples"]) == min(8, len(confident))
+
     # Candidates not in the bank yet (LLM expansion's hook) are scored on the same scale.
     scorer = QualityService(client.app.state.service).scorer()  # type: ignore[attr-defined]
     steps = ["Subtract 3 from both sides: 2x = 8.", "Divide by 2: x = 4."]

@@ -274,6 +274,7 @@ def expand(
 ) -> None:
     """Have the configured LLM (FEWSHOT_LLM_*) write new examples, stored as pending for review."""
     from .expansion import Expander, ExpandRequest, ExpansionReport
+    from .quality import QualityService
 
     settings = Settings()
     _configure_logging(settings)
@@ -293,7 +294,8 @@ def expand(
         except ValidationError as exc:
             raise FewshotError(describe(exc)) from exc
         service.start()
-        expander = Expander(Curator(service))
+        curator = Curator(service)
+        expander = Expander(curator, predict_quality=QualityService(service, curator).scorer())
         plan = expander.plan(request)
         with _progress("expanding", plan.requested) as advance:
             return expander.run(plan, actor="cli", on_stored=advance)

@@ -140,6 +140,12 @@ class SelectFilters(BaseModel):
     sources: list[Source] | None = None
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
     min_quality: float | None = Field(None, ge=0, le=5)
+    min_predicted_quality: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Only examples the quality model scored at least this P(good); unscored ones are excluded.",
+    )
     statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1)
 
     @field_validator("difficulty_max")
@@ -259,3 +265,4 @@ class IndexRow:
     status: str
     quality: float | None
     tags: tuple[str, ...]
+    predicted_quality: float | None = None

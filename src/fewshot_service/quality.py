@@ -78,6 +78,8 @@ class QualityService:
             rows = list(self.bank.iter_embedded(embedding_model))
             targets = self._targets(self.bank.all_labels())
             chosen = [(row, targets[row.id]) for row in rows if targets.get(row.id) is not None]
+            # Ids are random: ordering by content makes the CV folds, hence the metrics, the same for the same labels.
+            chosen.sort(key=lambda pair: (pair[0].input, pair[0].output, pair[0].id))
             y = np.array([target for _, target in chosen], dtype=np.int64)
             minimum = self.service.settings.quality_min_labels_per_class
             check_label_counts(y, minimum)  # before any work: the usual answer on a young bank

@@ -15,6 +15,7 @@ from ..curation import Curator
 from ..embedding import SentenceTransformerEmbedder
 from ..errors import FewshotError
 from ..index import IndexStore
+from ..quality import QualityService
 from ..service import FewshotService
 from ..settings import Settings
 from .errors import install_error_handlers
@@ -73,6 +74,8 @@ def create_app(
     )
     app.state.service = service
     app.state.curator = Curator(service)
+    # LLM expansion drops generated examples the trained quality model scores low (none while untrained).
+    app.state.predict_quality = QualityService(service, app.state.curator).scorer()
     app.state.settings = settings
     install_error_handlers(app)
     # JSONL uploads stream and may be large; every other body is held to max_body_bytes.

@@ -38,7 +38,7 @@ _COLUMN = {"metadata": "meta"}
 
 _INDEX_COLUMNS = [
     examples.c.id, examples.c.embedding, examples.c.topic, examples.c.difficulty, examples.c.source,
-    examples.c.status, examples.c.quality, examples.c.tags,
+    examples.c.status, examples.c.quality, examples.c.tags, examples.c.predicted_quality,
 ]  # fmt: skip
 
 
@@ -52,6 +52,7 @@ def _index_row(row: Any) -> IndexRow:
         status=row.status,
         quality=row.quality,
         tags=tuple(row.tags or ()),
+        predicted_quality=row.predicted_quality,
     )
 
 

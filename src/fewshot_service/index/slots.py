@@ -19,6 +19,10 @@ _NO_TOPIC = -1
 _NO_DIFFICULTY = 0
 
 
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
 class SlotTable:
     """Columns aligned with index slots: id, status, source, topic, difficulty, quality, tags, alive."""
 
@@ -30,6 +34,7 @@ class SlotTable:
         self.topic = np.zeros(0, dtype=np.int32)
         self.difficulty = np.zeros(0, dtype=np.int8)
         self.quality = np.zeros(0, dtype=np.float32)
+        self.predicted_quality = np.zeros(0, dtype=np.float32)
         # A removed example keeps its slot until the next rebuild (a tombstone): FAISS flat indexes
         # renumber on removal, which would invalidate every slot held by in-flight searches.
         self.alive = np.zeros(0, dtype=bool)
@@ -62,6 +67,9 @@ class SlotTable:
         self.quality = np.concatenate(
             [self.quality, np.array([np.nan if r.quality is None else r.quality for r in rows], np.float32)]
         )
+        self.predicted_quality = np.concatenate(
+            [self.predicted_quality, np.array([_or_nan(r.predicted_quality) for r in rows], np.float32)]
+        )
         self.alive = np.concatenate([self.alive, np.ones(len(rows), dtype=bool)])
 
     def set_attributes(self, slot: int, row: IndexRow) -> None:
@@ -76,6 +84,7 @@ class SlotTable:
         self.topic[slot] = self._code(row.topic)
         self.difficulty[slot] = row.difficulty or _NO_DIFFICULTY
         self.quality[slot] = np.nan if row.quality is None else row.quality
+        self.predicted_quality[slot] = _or_nan(row.predicted_quality)
 
     def kill(self, slots: Iterable[int]) -> None:
         for slot in slots:
@@ -112,6 +121,9 @@ class SlotTable:
         if filters.min_quality is not None:
             with np.errstate(invalid="ignore"):
                 conditions.append(self.quality >= filters.min_quality)
+        if filters.min_predicted_quality is not None:
+            with np.errstate(invalid="ignore"):  # unscored (nan) examples fail the comparison
+                conditions.append(self.predicted_quality >= filters.min_predicted_quality)
         if filters.tags is not None:
             tagged = np.zeros(len(self.ids), dtype=bool)
             for tag in filters.tags:
@@ -142,6 +154,7 @@ class SlotTable:
                 topic=self.topic,
                 difficulty=self.difficulty,
                 quality=self.quality,
+                predicted_quality=self.predicted_quality,
                 alive=self.alive,
                 topics=np.array(self.topics, dtype=str),
                 tag_names=np.array(tag_names, dtype=str),
@@ -157,6 +170,9 @@ class SlotTable:
             table.status, table.source = data["status"], data["source"]
             table.topic, table.difficulty = data["topic"], data["difficulty"]
             table.quality, table.alive = data["quality"], data["alive"]
+            if "predicted_quality" not in data.files:
+                raise KeyError("index predates predicted_quality")  # the loader turns this into a rebuild
+            table.predicted_quality = data["predicted_quality"]
             table.topics = [str(t) for t in data["topics"]]
             members = data["tag_members"].tolist()
             offsets = np.concatenate([[0], np.cumsum(data["tag_counts"])]).tolist()

@@ -160,7 +160,7 @@ def test_mmr_is_less_redundant_than_knn_and_stays_on_topic(
 
 def test_default_strategy_is_mmr_and_diversity_is_honoured(seed_client: TestClient) -> None:
     default = select(seed_client, prompt=TOPIC_PROMPTS["algebra"])
-    assert default["strategy"] == "mmr" and len(default["examples"]) == 4 and default["diversity"] == 0.2
+    assert default["strategy"] == "mmr" and len(default["examples"]) == 4 and default["diversity"] == 0.6
     pure = select(seed_client, prompt=TOPIC_PROMPTS["algebra"], strategy="mmr", diversity=0.0)
     knn = select(seed_client, prompt=TOPIC_PROMPTS["algebra"], strategy="knn")
     assert {e["id"] for e in pure["examples"]} == {e["id"] for e in knn["examples"]}

@@ -53,12 +53,12 @@ class Settings(BaseSettings):
     seed_dir: Path | None = Field(None, description="Seed JSONL folder; default the packaged seed bank.")
 
     default_strategy: str = "mmr"
-    default_diversity: float = Field(0.2, ge=0.0, le=1.0, description="MMR trade-off when a request names none.")
+    default_diversity: float = Field(0.6, ge=0.0, le=1.0, description="MMR trade-off when a request names none.")
     candidate_factor: int = Field(
         5, ge=5, le=100, description="Diversifying strategies (mmr) choose among factor*k filtered candidates."
     )
     default_topic_preference: float = Field(
-        0.0,
+        0.25,
         ge=0.0,
         le=1.0,
         description="How strongly to prefer the prompt's estimated topic when a request names none.",

@@ -122,9 +122,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-k", "--k", type=int, default=4, help="Examples per query.")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="Banks and indexes, kept for reruns.")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--strategies", nargs="+", help="Only these strategies (default: every one in STRATEGIES).")
     parser.add_argument("--diversities", nargs="*", type=float, default=list(FRONTIER_DIVERSITIES))
     parser.add_argument(
-        "--topic-preferences", nargs="*", type=float, default=[0.25, 0.5, 1.0], help="Extra topic preferences to run."
+        "--topic-preferences",
+        nargs="*",
+        type=float,
+        default=[0.0, 0.25, 0.5, 1.0],
+        help="Topic preferences to run besides the default.",
     )
     parser.add_argument("--no-match-frontier", action="store_true", help="difficulty=match only at the defaults.")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Seed of the query sample.")
@@ -229,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.work_dir,
                 queries=args.queries,
                 k=args.k,
+                strategies=args.strategies,
                 diversities=args.diversities,
                 topic_preferences=args.topic_preferences,
                 match_frontier=not args.no_match_frontier,
@@ -268,7 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "would compare the guard, not the selection (--keep-near-copies keeps them)."
         ),
     ]
-    text = "\n\n".join([*header, *(render_dataset(run) for run in runs), verdict_section(runs, defaults)])
+    text = "\n\n".join(
+        [*header, *(render_dataset(run, heading="####") for run in runs), verdict_section(runs, defaults)]
+    )
     print("\n" + text + "\n")
     if args.json:
         payload = {

@@ -167,8 +167,11 @@ def test_verdict_needs_every_criterion_on_every_labelled_data_set() -> None:
             _result(LC_MMR, None, None, topic_precision=0.70, label_hit=0.90, intra_list_similarity=0.40),
             # passes: as on-topic as similarity, as diverse as MMR, same label hit
             _result("good", 0.5, 0.5, topic_precision=0.80, label_hit=0.90, intra_list_similarity=0.40),
-            # fails topic precision by 0.05
+            # fails topic precision by 0.05 (and, below, the difficulty gap by 0.1)
             _result("mmr", 0.6, 0.0, topic_precision=0.75, label_hit=0.95, intra_list_similarity=0.35),
+            # both fail by 0.05 at worst; "twice" also misses intra-list similarity by 0.05, so ranks after
+            _result("once", None, 0.0, topic_precision=0.75, label_hit=0.90, intra_list_similarity=0.40),
+            _result("twice", None, 0.0, topic_precision=0.75, label_hit=0.90, intra_list_similarity=0.45),
         ],
     )
     difficulty = DatasetResults(
@@ -192,12 +195,26 @@ def test_verdict_needs_every_criterion_on_every_labelled_data_set() -> None:
             _result("good", 0.5, None, difficulty_gap=0.7, match=1),
             _result("mmr", 0.6, None, topic_precision=0.7, label_hit=0.9, intra_list_similarity=0.4),
             _result("mmr", 0.6, None, difficulty_gap=0.9, match=1),
+            *[
+                run
+                for name in ("once", "twice")
+                for run in (
+                    _result(name, None, None, topic_precision=0.6, label_hit=0.9, intra_list_similarity=0.45),
+                    _result(name, None, None, difficulty_gap=0.8, match=1),
+                )
+            ],
         ],
     )
     unlabelled = DatasetResults("plain", False, False, False, [_result("mmr", 0.6, None, relevance=0.5)])
     found = verdicts([topics, difficulty, unlabelled])
-    assert [(v.candidate, v.passed) for v in found] == [(("good", 0.5, 0.5), True), (("mmr", 0.6, 0.0), False)]
-    failed = {(c.dataset, c.criterion): round(c.margin, 6) for c in found[1].checks if not c.ok}
+    assert [(v.candidate, v.passed) for v in found] == [
+        (("good", 0.5, 0.5), True),
+        (("once", None, 0.0), False),  # worst margin -0.05, shortfall -0.05
+        (("twice", None, 0.0), False),  # worst margin -0.05, shortfall -0.10
+        (("mmr", 0.6, 0.0), False),  # worst margin -0.1
+    ]
+    assert found[2].shortfall == pytest.approx(-0.10)
+    failed = {(c.dataset, c.criterion): round(c.margin, 6) for c in found[3].checks if not c.ok}
     assert failed == {("topics", "topic P ≥ LC sim"): -0.05, ("levels", "gap (match) ≤ LC sim"): -0.1}
     rendered = table(unlabelled.results)
     assert rendered.splitlines()[2].startswith("| mmr d=0.6 | 0.6 | – | – |")  # undefined figures show as –

@@ -105,11 +105,11 @@ def _sorted(results: Sequence[RunResult]) -> list[RunResult]:
     )
 
 
-def render_dataset(run: DatasetRun, *, frontier: bool = True) -> str:
+def render_dataset(run: DatasetRun, *, frontier: bool = True, heading: str = "###") -> str:
     """A data set's section: what was run, the default settings table and the frontier tables."""
     dataset = run.dataset
     parts = [
-        f"### {dataset.name}",
+        f"{heading} {dataset.name}",
         f"{dataset.description}. Bank: {run.bank_size} examples; {len(run.queries)} queries sampled "
         f"(seed fixed) from {len(dataset.queries)}; k={run.k}. "
         + (
@@ -305,15 +305,21 @@ class Verdict:
     def worst(self) -> Check:
         return min(self.checks, key=lambda c: c.margin)
 
+    @property
+    def shortfall(self) -> float:
+        """The sum of the failing checks' margins (0 when all pass, more negative the further off)."""
+        return sum(min(c.margin, 0.0) for c in self.checks)
+
 
 def verdicts(datasets: Sequence[DatasetResults]) -> list[Verdict]:
-    """Every candidate with complete runs, best first (passing ones, then by their worst margin)."""
+    """Every candidate with complete runs, best first: passing ones, then by their worst margin (rounded to
+    the table's 3 decimals), then by their total shortfall (the sum of the failing margins)."""
     found = []
     for candidate in candidates(datasets):
         checks = check(candidate, datasets)
         if checks:
             found.append(Verdict(candidate, checks))
-    return sorted(found, key=lambda v: (not v.passed, -v.worst.margin))
+    return sorted(found, key=lambda v: (not v.passed, -round(v.worst.margin, 3), -v.shortfall))
 
 
 def verdict_table(found: Sequence[Verdict], limit: int | None = None) -> str:

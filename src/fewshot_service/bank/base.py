@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +119,27 @@ class SqlBase:
             return self.engine.connect()
         except SQLAlchemyError as exc:
             raise BankError(f"cannot reach the bank: {exc}") from exc
+
+    def _embedded_rows(self, columns: Sequence[Any], model_id: str, batch_size: int) -> Iterator[Any]:
+        """Rows of the live examples embedded with model_id, fetched a page at a time in id order."""
+        last = ""
+        while True:
+            with self._connect() as conn:
+                rows = conn.execute(
+                    select(*columns, examples.c.id.label("page_key"))
+                    .where(
+                        examples.c.id > last,
+                        examples.c.deleted_at.is_(None),
+                        examples.c.embedding_model == model_id,
+                        examples.c.embedding.is_not(None),
+                    )
+                    .order_by(examples.c.id)
+                    .limit(batch_size)
+                ).all()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].page_key
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:

@@ -216,26 +216,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
         return self.index_rows(ids, model_id) if ids else ([], [])
 
     def iter_index_rows(self, model_id: str, batch_size: int = 5000) -> Iterator[IndexRow]:
-        cols = _INDEX_COLUMNS
-        last = ""
-        while True:
-            with self._connect() as conn:
-                rows = conn.execute(
-                    select(*cols)
-                    .where(
-                        examples.c.id > last,
-                        _LIVE,
-                        examples.c.embedding_model == model_id,
-                        examples.c.embedding.is_not(None),
-                    )
-                    .order_by(examples.c.id)
-                    .limit(batch_size)
-                ).all()
-            if not rows:
-                return
-            for row in rows:
-                yield _index_row(row)
-            last = rows[-1].id
+        for row in self._embedded_rows(_INDEX_COLUMNS, model_id, batch_size):
+            yield _index_row(row)
 
     # -- curator writes -----------------------------------------------------------------------
     def insert(self, records: Sequence[ExampleCreate], vectors: np.ndarray, model_id: str, actor: str) -> list[Example]:

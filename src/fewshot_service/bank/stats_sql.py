@@ -119,29 +119,9 @@ class StatsStore(SqlBase):
             examples.c.topic,
             examples.c.embedding,
         )
-        last = ""
-        while True:
-            query = (
-                select(*cols)
-                .where(
-                    examples.c.id > last,
-                    _LIVE,
-                    examples.c.embedding_model == model_id,
-                    examples.c.embedding.is_not(None),
-                )
-                .order_by(examples.c.id)
-                .limit(batch_size)
-            )
-            with self._connect() as conn:
-                rows = conn.execute(query).all()
-            if not rows:
-                return
-            for row in rows:
-                vector = np.frombuffer(row.embedding, dtype=np.float32)
-                yield EmbeddedExample(
-                    row.id, row.input, row.output, row.steps, row.source, row.status, row.topic, vector
-                )
-            last = rows[-1].id
+        for row in self._embedded_rows(cols, model_id, batch_size):
+            vector = np.frombuffer(row.embedding, dtype=np.float32)
+            yield EmbeddedExample(row.id, row.input, row.output, row.steps, row.source, row.status, row.topic, vector)
 
     # -- labels ---------------------------------------------------------------------------------
     def all_labels(self, *, live_only: bool = True) -> list[Label]:

@@ -673,7 +673,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--quiet-below",
         type=float,
         default=0.15,
-        help="Before each block, wait until other processes use less than this share of the CPU (0-1) ...",
+        help="Repeat a block during which other processes used more than this share of the CPU (0-1), after "
+        "waiting for them to go below it ...",
     )
     parser.add_argument("--quiet-wait", type=float, default=120.0, help="... for at most this many seconds ...")
     parser.add_argument(

@@ -50,7 +50,7 @@ def langchain_selectors(
     except ImportError as exc:
         raise BaselineUnavailable(f"LangChain is not installed ({exc}); pip install -e '.[bench]'") from exc
 
-    class _Embeddings(Embeddings):
+    class _Embeddings(Embeddings):  # type: ignore[misc,unused-ignore]  # Any where LangChain is absent
         """The service's embedder (normalised all-MiniLM-L6-v2) behind LangChain's interface."""
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -37,8 +37,10 @@ def test_revision_increases_on_every_write(bank: SqlBank) -> None:
 def test_upsert_is_idempotent_on_external_id(bank: SqlBank) -> None:
     first = bank.upsert([record("a", "What is 2 + 2?"), record("b", "What is 3 + 3?", output="6")])
     assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
+    revision = bank.revision()
     again = bank.upsert([record("a", "What is 2 + 2?"), record("b", "What is 3 + 3?", output="6")])
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert bank.revision() == revision  # nothing changed, so nothing makes a served index look stale
     changed = bank.upsert([record("b", "What is 3 + 3?", output="six")])
     assert changed.updated == 1
     stored = {e.external_id: e for e in bank.iter_examples()}

@@ -82,11 +82,12 @@ class LabelStore(SqlBase):
             raise NotFound(f"no example with id {example_id!r}", field="id")
 
     @staticmethod
-    def restore_labels(conn: Connection, example_id: str, restored: Sequence[Label]) -> None:
-        """Insert the labels of an imported export that the bank does not hold yet (by label id)."""
+    def restore_labels(conn: Connection, example_id: str, restored: Sequence[Label]) -> int:
+        """Insert the labels of an imported export that the bank does not hold yet (by label id); how many."""
         if not restored:
-            return
+            return 0
         known = set(conn.execute(select(labels.c.id).where(labels.c.example_id == example_id)).scalars())
-        for label in restored:
-            if label.id not in known:
-                conn.execute(insert(labels).values(**dict(label.model_dump(), example_id=example_id)))
+        added = [label for label in restored if label.id not in known]
+        for label in added:
+            conn.execute(insert(labels).values(**dict(label.model_dump(), example_id=example_id)))
+        return len(added)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -306,14 +306,28 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
         if not records:
             return counts
         with self._transaction() as conn:
-            revision = self._bump_revision(conn)
+            bumped: list[int] = []
+
+            def revision() -> int:
+                # Bumped at the first real change: re-importing an unchanged file is no write, and must not
+                # make a running index look stale.
+                if not bumped:
+                    bumped.append(self._bump_revision(conn))
+                return bumped[0]
+
             stamp = now()
             for record in records:
                 self._upsert_one(conn, record, revision, stamp, counts, actor)
         return counts
 
     def _upsert_one(
-        self, conn: Connection, record: ExampleImport, revision: int, stamp: datetime, counts: ImportCounts, actor: str
+        self,
+        conn: Connection,
+        record: ExampleImport,
+        revision: Callable[[], int],
+        stamp: datetime,
+        counts: ImportCounts,
+        actor: str,
     ) -> None:
         existing = None
         if record.external_id is not None:
@@ -331,27 +345,28 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
                 conn,
                 {
                     "id": example_id, **content, "created_at": record.created_at or stamp,
-                    "updated_at": record.updated_at or stamp, "version": record.version or 1, "revision": revision,
+                    "updated_at": record.updated_at or stamp, "version": record.version or 1, "revision": revision(),
                     "input_hash": input_hash(record.input), **_embedding_columns(None, None),
                 },
             )  # fmt: skip
-            self._audit(conn, example_id, actor, "import", _public(content), revision)
+            self._audit(conn, example_id, actor, "import", _public(content), revision())
             self.restore_labels(conn, example_id, record.labels)
             counts.created += 1
             counts.ids.append(example_id)
             return
-        self.restore_labels(conn, existing["id"], record.labels)
+        if self.restore_labels(conn, existing["id"], record.labels):
+            revision()
         counts.ids.append(existing["id"])
         if all(existing[name] == content[name] for name in _CONTENT_FIELDS):
             counts.unchanged += 1
             return
         diff = {name: [existing[name], content[name]] for name in _CONTENT_FIELDS if existing[name] != content[name]}
-        values: dict[str, Any] = dict(content, updated_at=stamp, version=existing["version"] + 1, revision=revision)
+        values: dict[str, Any] = dict(content, updated_at=stamp, version=existing["version"] + 1, revision=revision())
         if existing["input"] != record.input:
             # Only a changed input invalidates the stored embedding.
             values.update(input_hash=input_hash(record.input), **_embedding_columns(None, None))
         conn.execute(update(examples).where(examples.c.id == existing["id"]).values(**values))
-        self._audit(conn, existing["id"], actor, "import", _public(diff), revision)
+        self._audit(conn, existing["id"], actor, "import", _public(diff), revision())
         counts.updated += 1
 
     def store_embeddings(self, rows: Sequence[tuple[str, str]], vectors: np.ndarray, model_id: str) -> None:

@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -256,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"### {date}",
         f"Machine: {machine_info()}. Load average (1/5/15 min) {load_before} at the start, {load_average()} at "
         f"the end: the machine was shared, so latencies are indicative only.",
-        f"Command: `{' '.join(['python', *sys.argv])}` ({minutes:.0f} min, cached banks)",
+        f"Command: `{shlex.join(['python', *sys.argv])}` ({minutes:.0f} min, cached banks)",
         *([f"Note: {args.note}"] if args.note else []),
         f"Strategies: {', '.join(available_strategies())}"
         + (f"; not available, skipped: {', '.join(missing)}" if missing else "")

@@ -33,14 +33,14 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from machine import run_command, version_of  # benchmarks/ is on the path when a script runs
 
 if TYPE_CHECKING:
     from fewshot_service.evaluation.suite import DatasetRun
@@ -50,20 +50,6 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Selection quality (issue 5)"
 DEFAULT_WORK_DIR = Path(__file__).resolve().parent / ".cache" / "quality"
 SHOWN_CANDIDATES = 12
-
-
-def run_command(*args: str) -> str:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def version_of(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def load_average() -> str:

@@ -44,11 +44,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import run_command, version_of  # benchmarks/ is on the path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -567,20 +567,6 @@ def overhead_note(results: dict[str, Measurement]) -> str:
             f"({floor:.2f} ms): {pct(server, 50) - floor:+.2f} ms"
         )
     return "\n".join(lines)
-
-
-def run_command(*args: str) -> str:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def version_of(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def machine_info() -> str:

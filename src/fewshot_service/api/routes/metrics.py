@@ -1,0 +1,20 @@
+"""GET /metrics: the Prometheus text format (reader role when authentication is on)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..metrics import Metrics
+from ..responses import PROTECTED
+from ..security import require
+
+router = APIRouter(tags=["operations"], dependencies=[require("reader")], responses=PROTECTED)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    """Requests and their latency per route template, the served index's size and version, embedding time.
+    A scraper sends a reader key (`authorization` in Prometheus' scrape config)."""
+    registry: Metrics = request.app.state.metrics
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

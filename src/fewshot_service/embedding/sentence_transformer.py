@@ -38,6 +38,8 @@ def resolve_model(name: str) -> tuple[str, str]:
 class SentenceTransformerEmbedder:
     """Embedder over a sentence-transformers model on the CPU; load it once per process."""
 
+    backend = "torch"
+
     def __init__(self, model: str = PACKAGED_MODEL, batch_size: int = 64) -> None:
         # Nothing may be downloaded at run time: a model must already be on disk.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,6 +62,11 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         log.info("embedding model %s loaded (dim %d)", self.model_id, self.dim)
 
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer itself (what an ONNX export starts from)."""
+        return self._model
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -77,6 +84,8 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []  # the tokenizer raises IndexError on an empty batch (a select whose filters match nothing)
         with self._lock:  # the same fast tokenizer instance as encode()
             encoded = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False)
         return [len(ids) for ids in encoded["input_ids"]]

@@ -428,7 +428,7 @@ def test_cli_eval_with_langchain_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: SentenceTransformerEmbedder
 ) -> None:
     # the command builds its service with build_service(); hand it the already loaded model
-    monkeypatch.setattr("fewshot_service.api.app.SentenceTransformerEmbedder", lambda *_, **__: embedder)
+    monkeypatch.setattr("fewshot_service.api.app.load_embedder", lambda *_, **__: embedder)
     monkeypatch.setenv("FEWSHOT_SEED_ON_EMPTY", "true")  # the evaluation bank is never seeded anyway
     try:
         import langchain_community.vectorstores  # noqa: F401

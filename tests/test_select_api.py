@@ -164,6 +164,8 @@ def test_default_strategy_is_mmr_and_diversity_is_honoured(seed_client: TestClie
     pure = select(seed_client, prompt=TOPIC_PROMPTS["algebra"], strategy="mmr", diversity=0.0)
     knn = select(seed_client, prompt=TOPIC_PROMPTS["algebra"], strategy="knn")
     assert {e["id"] for e in pure["examples"]} == {e["id"] for e in knn["examples"]}
+    # The response says which trade-off was applied, and none for a strategy that has no such setting.
+    assert pure["diversity"] == 0.0 and knn["diversity"] is None
 
 
 def test_leakage_guard_drops_exact_and_near_copies_of_the_prompt(

@@ -146,7 +146,6 @@ class Evaluation:
         self.slot_of: dict[str, int] = {}
         self._baselines: dict[tuple[int, str], Select] = {}
         self._query_vectors: dict[str, np.ndarray] = {}
-        self._uses_diversity: dict[str, bool] = {}
 
     def _build_service(self) -> FewshotService:
         if self._embedder is None:
@@ -285,15 +284,16 @@ class Evaluation:
             picks = [self.labels[self.ids[slots[i]]] for i in order]
             scores.append(score_query(query.labels, picks, query_vector, pick_vectors[order], elapsed_ms))
         diversity = used[0] if used else spec.diversity
-        if not spec.is_baseline and not self.uses_diversity(spec.strategy, queries, k):
+        if not spec.is_baseline and not self.uses_diversity(spec.strategy):
             diversity = None  # shown as "–": this strategy ignores the setting
         return RunResult(spec, aggregate(scores), diversity, self._topic_preference(spec), near, scores=scores)
 
-    def uses_diversity(self, strategy: str, queries: Sequence[EvalQuery], k: int) -> bool:
-        """Whether the strategy's picks move with diversity (probed once, on the first queries)."""
-        if strategy not in self._uses_diversity:
-            self._uses_diversity[strategy] = takes_diversity(self, strategy, queries, k)
-        return self._uses_diversity[strategy]
+    @staticmethod
+    def uses_diversity(strategy: str) -> bool:
+        """Whether the strategy's picks move with diversity (each strategy declares it)."""
+        from ..selection import STRATEGIES
+
+        return strategy in STRATEGIES and STRATEGIES[strategy].uses_diversity
 
     def _topic_preference(self, spec: RunSpec) -> float | None:
         if spec.is_baseline:
@@ -336,19 +336,3 @@ def baselines_available() -> str | None:
     except ImportError as exc:
         return str(BaselineUnavailable(f"LangChain is not installed ({exc}); pip install -e '.[bench]'"))
     return None
-
-
-def takes_diversity(
-    evaluation: Evaluation, strategy: str, queries: Sequence[EvalQuery], k: int, probes: int = 5
-) -> bool:
-    """Whether a strategy's picks move with diversity: probed on a few queries at diversity 0.0 and 0.8."""
-    low, high = RunSpec(strategy, diversity=0.0), RunSpec(strategy, diversity=0.8)
-    try:
-        for number, query in enumerate(queries[:probes]):
-            a = evaluation.service.select(low.request(query.text, k, number))
-            b = evaluation.service.select(high.request(query.text, k, number))
-            if [e.id for e in a.examples] != [e.id for e in b.examples]:
-                return True
-    except Exception:
-        return False
-    return False

@@ -80,7 +80,7 @@ def plan(
     for name in strategies:
         if name in REFERENCE_STRATEGIES:
             continue
-        takes = name in have and evaluation.uses_diversity(name, queries, k)
+        takes = name in have and evaluation.uses_diversity(name)
         points: list[float | None] = [None]
         if takes:
             points += [d for d in diversities if abs(d - default_diversity) > 1e-9]

@@ -9,8 +9,20 @@ STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
         Strategy("knn", knn, False, "the k most similar examples"),
-        Strategy("mmr", mmr, True, "maximal marginal relevance: similar to the prompt, not to each other"),
-        Strategy("dpp", dpp, True, "a determinantal point process: relevant examples spanning the most volume"),
+        Strategy(
+            "mmr",
+            mmr,
+            True,
+            "maximal marginal relevance: similar to the prompt, not to each other",
+            uses_diversity=True,
+        ),
+        Strategy(
+            "dpp",
+            dpp,
+            True,
+            "a determinantal point process: relevant examples spanning the most volume",
+            uses_diversity=True,
+        ),
         Strategy("coverage", coverage, True, "one example per topic/difficulty group (or cluster) nearby"),
         Strategy("hybrid", hybrid, True, "BM25 and dense ranks fused (reciprocal rank fusion)", needs_texts=True),
         Strategy("random", random_pick, True, "random filtered examples, a baseline"),

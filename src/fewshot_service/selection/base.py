@@ -76,6 +76,7 @@ class Strategy:
     needs_pool: bool
     description: str
     needs_texts: bool = False  # the service fetches the pool's inputs from the bank
+    uses_diversity: bool = False  # whether Params.diversity changes its choice
 
     def candidates(self, k: int, pool_factor: int) -> int:
         return k * pool_factor if self.needs_pool else k

@@ -1,5 +1,6 @@
 # CPU-only image of fewshot-service: `docker build -t fewshot .` then
-# `docker run -p 8000:8000 -v fewshot-data:/data -v fewshot-indexes:/indexes fewshot`
+# `docker run -p 8000:8000 -e FEWSHOT_API_KEYS='<key>:admin,<key>:reader'
+#    -v fewshot-data:/data -v fewshot-indexes:/indexes fewshot`
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,4 +29,7 @@ VOLUME ["/data", "/indexes"]
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"
+# Listening on every interface requires API keys: pass FEWSHOT_API_KEYS ('<key>:admin,<key>:reader', see the
+# README's Security section) or create one in the data volume with `fewshot keys create`. Without a key the
+# container exits at once with a one-line reason instead of serving the bank to anyone who can reach it.
 CMD ["fewshot", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,7 +1,9 @@
-"""The SQL bank: revisions, idempotent upserts, and stored embeddings keyed by model."""
+"""The SQL bank on SQLite and PostgreSQL: revisions, idempotent upserts, stored embeddings keyed by model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +12,32 @@ import pytest
 from fewshot_service.bank import SqlBank
 from fewshot_service.models import ExampleImport
 
+from .pg import fresh_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_bank(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], SqlBank]]:
+    """Opens empty banks of one kind: SQLite files, or fresh databases on the real PostgreSQL server."""
+    opened: list[SqlBank] = []
+    with ExitStack() as databases:
+
+        def open_bank() -> SqlBank:
+            if request.param == "sqlite":
+                url = f"sqlite:///{tmp_path / f'bank{len(opened)}.sqlite3'}"
+            else:
+                url = databases.enter_context(fresh_database())
+            opened.append(SqlBank(url))
+            opened[-1].create_schema()
+            return opened[-1]
+
+        yield open_bank
+        for bank in opened:
+            bank.close()
+
 
 @pytest.fixture
-def bank(tmp_path: Path) -> SqlBank:
-    bank = SqlBank(f"sqlite:///{tmp_path / 'bank.sqlite3'}")
-    bank.create_schema()
-    return bank
+def bank(new_bank: Callable[[], SqlBank]) -> SqlBank:
+    return new_bank()
 
 
 def record(external_id: str, text: str, **fields: object) -> ExampleImport:
@@ -70,11 +92,10 @@ def test_embedding_of_an_input_edited_meanwhile_is_not_stored(bank: SqlBank) -> 
     assert bank.count_unembedded("m") == 1
 
 
-def test_import_keeps_ids_and_service_fields_of_an_export(bank: SqlBank) -> None:
+def test_import_keeps_ids_and_service_fields_of_an_export(bank: SqlBank, new_bank: Callable[[], SqlBank]) -> None:
     bank.upsert([record("a", "What is 2 + 2?", status="rejected", quality=2.5)])
     [exported] = list(bank.iter_examples())
-    other = SqlBank(bank.url.replace("bank.sqlite3", "copy.sqlite3"))
-    other.create_schema()
+    other = new_bank()
     other.upsert([ExampleImport.model_validate(exported.model_dump())])
     [copied] = list(other.iter_examples())
     assert copied == exported

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fewshot_service.service import FewshotService
 from fewshot_service.settings import Settings
 
 from .helpers import CountingEmbedder, write_jsonl
+from .pg import fresh_database
 
 SMALL_SEED = [
     {"external_id": "s-speed", "input": "A bus covers 180 km in 3 hours. What is its average speed?",
@@ -37,14 +39,20 @@ KITE_QUERY = {"prompt": "How high does a kite fly on a 50 metre string held at 3
 Factory = Callable[..., TestClient]
 
 
-@pytest.fixture
-def curation(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Factory]:
-    """Starts an app over a small seed bank; extra settings and an embedder wrapper may be given."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def curation(
+    request: pytest.FixtureRequest, tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> Iterator[Factory]:
+    """Starts an app over a small seed bank, on SQLite and on the real PostgreSQL server (a fresh database
+    per app); extra settings and an embedder wrapper may be given."""
     opened: list[tuple[TestClient, SqlBank]] = []
+    databases = ExitStack()
 
     def start(name: str = "main", use: Any = None, **overrides: Any) -> TestClient:
         root = tmp_path / name
         write_jsonl(root / "seed" / "small.jsonl", SMALL_SEED)
+        if request.param == "postgresql":
+            overrides.setdefault("database_url", databases.enter_context(fresh_database()))
         settings = Settings(data_dir=root / "data", index_dir=root / "indexes", seed_dir=root / "seed", **overrides)
         bank = SqlBank(settings.resolved_database_url())
         service = FewshotService(settings, bank, lambda: use or embedder, IndexStore(settings.index_dir))
@@ -57,6 +65,7 @@ def curation(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[
     for client, bank in opened:
         client.__exit__(None, None, None)
         bank.close()
+    databases.close()
 
 
 def add(client: TestClient, body: dict[str, Any], actor: str = "cara", **params: Any) -> dict[str, Any]:

@@ -47,21 +47,27 @@ def test_restart_loads_the_saved_index_without_embedding(
     assert second_embedder.texts_embedded == 1
 
 
-def test_a_bank_changed_since_the_build_triggers_a_rebuild(
+def test_a_bank_changed_since_the_build_is_replayed_onto_the_saved_index(
     make_service: ServiceFactory, small_seed: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = make_service(seed_dir=small_seed).start()
     service = make_service(seed_dir=small_seed)
-    # Another process (say `fewshot import`) wrote while the service was down.
+    # Another process (say `fewshot import`) wrote while the service was down: added one, deleted one.
     service.bank.create_schema()
     service.bank.upsert([ExampleImport(external_id="new", input="What is the volume of a 2 cm cube?", topic="area")])
+    [speed] = [e for e in service.bank.iter_examples() if e.external_id == "speed-0"]
+    service.bank.delete(speed.id, "test")
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
         report = service.start()
-    assert report.index_action == "rebuilt" and "bank revision" in report.reason
-    assert report.index_version != first.index_version
-    assert any("rebuilding the index" in r.message and "revision" in r.message for r in caplog.records)
+    # The saved version is loaded and the changes after its revision replayed: no rebuild.
+    assert report.index_action == "loaded" and report.index_version == first.index_version
+    assert "replayed" in report.reason and not any("rebuilding" in r.message for r in caplog.records)
+    assert service.applied_revision == service.bank.revision()
     found = service.select(SelectRequest(prompt="volume of a small cube", k=1, strategy="knn"))
     assert found.examples[0].external_id == "new"
+    trains = service.select(SelectRequest(prompt="A train covers 150 km in 3 hours. What is its speed?", k=4))
+    assert "speed-0" not in {e.external_id for e in trains.examples}
 
 
 def test_another_model_triggers_a_rebuild_with_fresh_embeddings(

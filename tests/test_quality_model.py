@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,20 +185,3 @@ def test_training_refuses_too_few_labels(small: TestClient) -> None:
 
     result = CliRunner().invoke(cli, ["quality", "train"])
     assert result.exit_code == 1 and "8 more bad" in result.output
-
-
-def test_a_bank_created_before_the_column_gets_it(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    bank = SqlBank(url)
-    bank.create_schema()
-    bank.close()
-    with sqlite3.connect(tmp_path / "old.sqlite3") as conn:
-        conn.execute("ALTER TABLE examples DROP COLUMN predicted_quality")
-    bank = SqlBank(url)
-    try:
-        bank.create_schema()  # adds the column back instead of failing every read
-        bank.insert([ExampleCreate(input="What is 2 + 2?")], np.ones((1, 4), dtype=np.float32), "m", "test")
-        leased = bank.lease_next("ann", 60)
-        assert leased is not None and leased[0].input == "What is 2 + 2?"
-    finally:
-        bank.close()

@@ -62,6 +62,8 @@ def test_fresh_server_seeds_serves_and_reloads_its_index(tmp_path: Path) -> None
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz").json()
         assert ready["examples"] >= 240
+        # The default backend: ONNX Runtime, accepted because it agreed with the reference model.
+        assert ready["embedding_backend"] == "onnx"
         response = client.post(
             "/v1/select",
             json={"prompt": "Maria buys 3 notebooks at $4 each and a pen for $2. How much does she spend?", "k": 4},

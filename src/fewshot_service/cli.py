@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -29,12 +30,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .api import build_service
+from .cli_db import db_app
 from .curation import Curator
 from .curation_types import ExampleQuery
 from .errors import FewshotError, ImportFileError
 from .importer import describe, import_file
 from .models import SelectFilters, SelectRequest
-from .rebuild import build_version
+from .rebuild import build_version, index_options
 from .service import FewshotService
 from .settings import Settings
 
@@ -67,6 +69,13 @@ class _RateColumn(ProgressColumn):
 @contextmanager
 def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A progress bar with count, rate and ETA; yields the function that advances it."""
+    with _progress_steps((description, total)) as (advance,):
+        yield advance
+
+
+@contextmanager
+def _progress_steps(*steps: tuple[str, int | None]) -> Iterator[tuple[Callable[[int], None], ...]]:
+    """One progress bar per step (description, total) in one display; yields their advance functions."""
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -78,8 +87,8 @@ def _progress(description: str, total: int | None) -> Iterator[Callable[[int], N
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        tasks = [bar.add_task(description, total=total) for description, total in steps]
+        yield tuple(functools.partial(bar.advance, task) for task in tasks)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -103,18 +112,44 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default FEWSHOT_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default FEWSHOT_PORT, 8000).")] = None,
 ) -> None:
-    """Run the HTTP service; it loads the bank and index in the background (watch /readyz)."""
+    """Run the HTTP service; it loads the bank and index in the background (watch /readyz).
+
+    Beyond loopback it needs API keys (FEWSHOT_API_KEYS or `fewshot keys create`) and refuses to start
+    without them; on loopback without keys it serves everyone as admin and says so."""
     import uvicorn
 
+    from . import logs
     from .api import create_app
+    from .auth import check_bind
+    from .bank import SqlBank
+    from .memory import limit_malloc_arenas
 
+    limit_malloc_arenas()  # before any server thread allocates: see memory.py
     settings = Settings()
-    _configure_logging(settings)
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    logs.configure(settings.log_level, settings.log_format)
+
+    def prepare() -> tuple[str | None, Any]:
+        bank = SqlBank(settings.resolved_database_url())
+        try:
+            # An empty database is migrated here; one at another schema revision stops the server before it
+            # binds, with the one line that names `fewshot db upgrade`.
+            bank.create_schema()
+            note = check_bind(settings.api_keys, settings.host, bank)
+        finally:
+            bank.close()
+        return note, create_app(settings)
+
+    note, application = _run(prepare)
+    if note:
+        logging.getLogger("fewshot_service.serve").warning(note)
     uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        application,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # logs.configure() set up every logger, uvicorn's included
+        access_log=False,  # the app writes its own access line, with the request id and route
     )
 
 
@@ -206,12 +241,19 @@ def rebuild() -> None:
         service.bank.create_schema()
         service.store.prepare()
         pending = service.bank.count_unembedded(service.embedder.model_id)
-        with _progress("embedding", pending) as advance:
+        with _progress_steps(("embedding", pending), ("indexing", service.bank.count())) as (embedded, indexed):
             _, manifest = build_version(
-                service.bank, service.embedder, service.store, batch_size=settings.embed_batch_size, on_embed=advance
+                service.bank,
+                service.embedder,
+                service.store,
+                batch_size=settings.embed_batch_size,
+                on_embed=embedded,
+                on_index=indexed,
+                options=index_options(settings),
             )
         return (
-            f"index version {manifest.version}: {manifest.count} examples, bank revision "
+            f"index version {manifest.version}: {manifest.count} examples ({manifest.kind} index, "
+            f"{manifest.storage}), bank revision "
             f"{manifest.bank_revision}, {manifest.build_seconds:.1f}s"
         )
 
@@ -435,6 +477,8 @@ def stats(
 
 quality_app = typer.Typer(help="The quality model trained from curator labels.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+# `fewshot db upgrade | downgrade | current | revision`: schema migrations (issue 9).
+app.add_typer(db_app, name="db")
 
 
 @quality_app.command("train")
@@ -538,6 +582,67 @@ def eval_(
         typer.echo(json.dumps(payload, indent=2))
         return
     typer.echo(render_dataset(result))
+
+
+# -- API keys (issue 8) -----------------------------------------------------------------------------
+keys_app = typer.Typer(help="API keys kept in the bank (keys in FEWSHOT_API_KEYS live in the settings).")
+app.add_typer(keys_app, name="keys")
+
+
+class RoleChoice(StrEnum):
+    reader = "reader"
+    curator = "curator"
+    admin = "admin"
+
+
+def _authenticator() -> Any:
+    from .auth import Authenticator
+    from .bank import SqlBank
+
+    settings = Settings()
+    _configure_logging(settings)
+    bank = SqlBank(settings.resolved_database_url())
+    bank.create_schema()
+    return Authenticator(None, bank)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who uses the key; the actor of every change made with it.")],
+    role: Annotated[RoleChoice, typer.Option(help="reader (select), curator (+ curation), admin (+ operations).")],
+) -> None:
+    """Create a key and print it (stdout), this once: only its sha256 is stored."""
+    from .auth import KeyCreate
+
+    def run() -> Any:
+        try:
+            request = KeyCreate(name=name, role=role.value)
+        except ValidationError as exc:
+            raise FewshotError(f"invalid key name {name!r}: {describe(exc)}") from exc
+        return _authenticator().create(request)
+
+    created = _run(run)
+    err.print(
+        f"created key {created.id} ({created.name}, {created.role}); it is shown this once",
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(created.key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key in the bank, revoked ones included (never the keys themselves)."""
+    keys = _run(lambda: _authenticator().list())
+    rows = [(k.id, k.name, k.role, k.created_at, k.revoked_at, k.last_used_at) for k in keys]
+    Console().print(_table("API keys", ("id", "name", "role", "created", "revoked", "last used"), rows))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as listed.")]) -> None:
+    """Revoke a key: running servers refuse it within 5 seconds."""
+    revoked = _run(lambda: _authenticator().revoke(key_id))
+    err.print(f"revoked key {revoked.id} ({revoked.name})", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

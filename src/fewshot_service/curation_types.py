@@ -11,6 +11,7 @@ from .models import (
     MAX_INPUT_CHARS,
     MAX_STEPS,
     MAX_TAGS,
+    NOT_BLANK,
     Annotator,
     Example,
     ExampleCreate,
@@ -33,12 +34,12 @@ class ExampleQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    topic: list[Topic] | None = None
+    topic: list[Topic] | None = Field(None, max_length=100)
     difficulty_min: int | None = Field(None, ge=1, le=5)
     difficulty_max: int | None = Field(None, ge=1, le=5)
-    source: list[Literal["curated", "llm", "imported"]] | None = None
-    status: list[Status] | None = None
-    tag: list[Tag] | None = Field(None, description="Examples with any of these tags.")
+    source: list[Literal["curated", "llm", "imported"]] | None = Field(None, max_length=10)
+    status: list[Status] | None = Field(None, max_length=10)
+    tag: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
     q: str | None = Field(None, min_length=1, max_length=200, description="Text in the input or output.")
 
 
@@ -64,7 +65,7 @@ class ExampleUpdate(BaseModel):
 
     version: int | None = Field(None, ge=1, description="The version the edit is based on; 409 when stale.")
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS)
+    input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
     output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
@@ -135,6 +136,11 @@ class PreferenceCreate(BaseModel):
     response_a: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     response_b: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata_size(value)
 
 
 class Preference(PreferenceCreate):

@@ -4,6 +4,9 @@ Every error the service raises on purpose derives from one base class, so the AP
 statuses in one place and the CLI to one-line messages::
 
     FewshotError                       500 unless a subclass says otherwise
+    ├── Unauthorized                   401  no API key, or one the service does not know (or revoked)
+    ├── Forbidden                      403  the key's role does not allow the operation
+    ├── RateLimited                    429  the key (or client address) sent too many requests
     ├── InvalidInput                   422  a value the caller sent is wrong (names the field)
     │   └── ImportFileError            422  a JSONL file has bad lines (names them)
     ├── NotFound                       404
@@ -14,6 +17,7 @@ statuses in one place and the CLI to one-line messages::
     │   └── LLMNotConfigured           503  LLM expansion asked for, but no FEWSHOT_LLM_* endpoint set
     ├── LLMError                       502  the LLM endpoint failed (after retries) or refused the call
     ├── BankError                      500  the database failed (wraps SQLAlchemy errors)
+    │   └── SchemaOutOfDate            500  the bank's schema is not this version's (`fewshot db upgrade`)
     ├── EmbeddingError                 500  the model failed to load or encode
     └── IndexStoreError                500  an index version on disk is missing or damaged
         └── ManifestMismatch                the saved index does not describe the current bank/model
@@ -41,6 +45,35 @@ class FewshotError(Exception):
         """Extra members for the error body (e.g. the duplicates found)."""
         return {}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer must carry (e.g. Retry-After)."""
+        return {}
+
+
+class Unauthorized(FewshotError):
+    status_code = 401
+    code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}  # RFC 6750: tells the client which scheme to use
+
+
+class Forbidden(FewshotError):
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimited(FewshotError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class InvalidInput(FewshotError):
     status_code = 422
@@ -53,6 +86,9 @@ class ImportFileError(InvalidInput):
     def __init__(self, message: str, *, line_errors: list[tuple[int, str]]) -> None:
         super().__init__(message)
         self.line_errors = line_errors
+
+    def details(self) -> dict[str, Any]:
+        return {"errors": [{"line": number, "message": reason} for number, reason in self.line_errors[:100]]}
 
 
 class NotFound(FewshotError):
@@ -73,6 +109,10 @@ class PayloadTooLarge(FewshotError):
 class NotReady(FewshotError):
     status_code = 503
     code = "not_ready"
+
+    def headers(self) -> dict[str, str]:
+        # Only "still loading" is worth retrying soon; a 503 for an unconfigured feature is not.
+        return {"Retry-After": "2"}
 
 
 class ConfigurationError(FewshotError):
@@ -96,6 +136,12 @@ class LLMError(FewshotError):
 
 class BankError(FewshotError):
     code = "bank_error"
+
+
+class SchemaOutOfDate(BankError):
+    """The database's schema revision is not the one this version of the code was written for."""
+
+    code = "schema_out_of_date"
 
 
 class EmbeddingError(FewshotError):

@@ -33,10 +33,25 @@ MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
 ALL_STATUSES: tuple[Status, ...] = ("pending", "approved", "rejected")
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+STRATEGY_NAMES = ("mmr", "dpp", "coverage", "hybrid", "knn", "random")  # the selection registry's names
+
+# "Not blank" stated in the JSON schema as the validators decide it (clients and schema-driven tests read
+# it): a character that Python's str.strip() keeps, or, for strip_whitespace fields, one pydantic's
+# strip keeps (Unicode White_Space, which unlike Python's whitespace lacks \x1c-\x1f).
+_WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{_WHITE_SPACE}\\x1c-\\x1f]"
+NOT_BLANK_STRIPPED = f"[^{_WHITE_SPACE}]"
+# A format template whose fields are {input}, {output} or {steps} (the validator also allows a format spec).
+TEMPLATE_PATTERN = r"^(?:[^{}]|\{\{|\}\}|\{(?:input|output|steps)\})*$"
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK_STRIPPED)]
+Topic = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK_STRIPPED)
+]
 Step = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
-Annotator = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Annotator = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK_STRIPPED)
+]
 
 
 def normalise_text(text: str) -> str:
@@ -56,7 +71,7 @@ class ExampleFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
     output: str = Field("", max_length=MAX_INPUT_CHARS)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
@@ -94,7 +109,7 @@ class LabelCreate(BaseModel):
     note: str | None = Field(None, max_length=4000)
     corrected_output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
     step_ratings: list[StepRating] | None = Field(None, max_length=MAX_STEPS, description="−1/0/+1 per step.")
-    first_wrong_step: int | None = Field(None, ge=0, description="0-based index of the first wrong step.")
+    first_wrong_step: int | None = Field(None, ge=0, lt=MAX_STEPS, description="0-based index of the first wrong step.")
 
 
 class Label(LabelCreate):
@@ -132,12 +147,29 @@ class Example(ExampleFields, _Identified):  # _Identified last in the bases so `
 
 
 class SelectFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The schema states the rule of _max_not_below_min too: no difficulty_max below difficulty_min.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["difficulty_min", "difficulty_max"],
+                "anyOf": [
+                    {
+                        "properties": {
+                            "difficulty_min": {"const": m},
+                            "difficulty_max": {"type": "integer", "maximum": m - 1},
+                        }
+                    }
+                    for m in range(2, 6)
+                ],
+            }
+        },
+    )
 
     topics: list[Topic] | None = Field(None, max_length=100)
     difficulty_min: int | None = Field(None, ge=1, le=5)
     difficulty_max: int | None = Field(None, ge=1, le=5)
-    sources: list[Source] | None = None
+    sources: list[Source] | None = Field(None, max_length=10)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
     min_quality: float | None = Field(None, ge=0, le=5)
     min_predicted_quality: float | None = Field(
@@ -146,7 +178,7 @@ class SelectFilters(BaseModel):
         le=1,
         description="Only examples the quality model scored at least this P(good); unscored ones are excluded.",
     )
-    statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1)
+    statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1, max_length=10)
 
     @field_validator("difficulty_max")
     @classmethod
@@ -158,12 +190,24 @@ class SelectFilters(BaseModel):
 
 
 class SelectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The schema states the rule of _one_difficulty_preference too: not difficulty="match" with a target.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "not": {
+                "required": ["difficulty", "difficulty_target"],
+                "properties": {"difficulty": {"const": "match"}, "difficulty_target": {"type": "integer"}},
+            }
+        },
+    )
 
-    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
     k: int = Field(4, ge=1, le=50)
     strategy: str | None = Field(
-        None, description="knn | mmr | dpp | coverage | hybrid | random; default the service's."
+        None,
+        max_length=32,
+        description="knn | mmr | dpp | coverage | hybrid | random; default the service's.",
+        json_schema_extra={"enum": [*STRATEGY_NAMES, None]},
     )
     diversity: float | None = Field(None, ge=0.0, le=1.0, description="0 is pure relevance.")
     filters: SelectFilters = Field(default_factory=SelectFilters)
@@ -184,10 +228,14 @@ class SelectRequest(BaseModel):
     )
     format: Format = "examples"
     template: str = Field(
-        DEFAULT_TEMPLATE, min_length=1, max_length=2000, description="For format=text: {input}, {output}, {steps}."
+        DEFAULT_TEMPLATE,
+        min_length=1,
+        max_length=2000,
+        description="For format=text: {input}, {output}, {steps}.",
+        json_schema_extra={"pattern": TEMPLATE_PATTERN},
     )
     include_steps: bool = Field(True, description="Fold the steps into the answer (messages and text formats).")
-    seed: int | None = Field(None, description="Seed for the random strategy.")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seed for the random strategy.")
 
     @field_validator("prompt")
     @classmethod
@@ -202,12 +250,20 @@ class SelectRequest(BaseModel):
         import string
 
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+            parsed = list(string.Formatter().parse(value))
         except ValueError as exc:
             raise ValueError(f"not a valid template: {exc}") from exc
+        names = {name for _, name, _, _ in parsed if name is not None}
         unknown = names - set(TEMPLATE_FIELDS)
         if unknown:
             raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{input}}, {{output}}, {{steps}}")
+        if any(spec and ("{" in spec or "}" in spec) for _, _, spec, _ in parsed):
+            # A field inside a format spec would take its spec from an example's text at rendering time.
+            raise ValueError("not a valid template: a format spec may not hold a field")
+        try:
+            value.format(**dict.fromkeys(TEMPLATE_FIELDS, ""))  # a spec or conversion strings do not take
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"not a valid template: {exc}") from exc
         return value
 
     @field_validator("difficulty")
@@ -243,7 +299,9 @@ class ChatMessage(BaseModel):
 class SelectResponse(BaseModel):
     examples: list[SelectedExample]
     strategy: str
-    diversity: float
+    diversity: float | None = Field(
+        None, description="The trade-off the strategy used (mmr, dpp); null for strategies that ignore it."
+    )
     index_version: str
     took_ms: float
     estimated_topic: str | None = None
@@ -266,3 +324,5 @@ class IndexRow:
     quality: float | None
     tags: tuple[str, ...]
     predicted_quality: float | None = None
+    # The bank revision of the row's last change: cached copies of the example are valid while it holds.
+    revision: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .bank import ExampleBank, ImportCounts
@@ -22,3 +23,12 @@ def load_seed_bank(bank: ExampleBank, seed_dir: Path) -> ImportCounts:
     for path in sorted(seed_dir.glob("*.jsonl")):
         counts += import_file(bank, path, strict=True).counts
     return counts
+
+
+def seed_inputs(seed_dir: Path | None = None) -> list[str]:
+    """The seed examples' inputs: the fixed texts a faster embedding backend must reproduce."""
+    texts: list[str] = []
+    for path in sorted((seed_dir or default_seed_dir()).glob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            texts += [json.loads(line)["input"] for line in lines if line.strip()]
+    return texts

@@ -1,13 +1,16 @@
 """The selector service: the only place where bank, embedder and index meet.
 
 Start-up: create the schema, seed an empty bank, embed what lacks an embedding, then load the saved
-index version, or rebuild it when its manifest does not match the bank or the model.
+index version and replay the bank's changes since it was built, or rebuild it when it was built for
+another model, is damaged or does not exist. While serving, follower.py applies changes made by other
+processes (catch_up) and adopts index versions they publish (adopt).
 Selection: embed the prompt, search the index with the filters applied inside FAISS, drop near copies
 of the prompt (leakage guard), let the strategy choose among the candidates, order, fetch from the bank.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,10 +21,12 @@ import numpy as np
 
 from .bank import SqlBank
 from .embedding import Embedder
+from .embedding.batching import MicroBatcher
 from .errors import FewshotError, IndexStoreError, InvalidInput, NotReady
+from .example_cache import ExampleCache
 from .index import IndexManifest, IndexStore, VectorIndex
 from .models import Example, Explanation, SelectedExample, SelectRequest, SelectResponse
-from .rebuild import build_version, embed_missing
+from .rebuild import build_version, embed_missing, index_options
 from .rendering import as_messages, as_text, cost_text
 from .seeding import default_seed_dir, load_seed_bank
 from .selection import STRATEGIES, Candidates, Params, Pick, Preferences, apply_preferences, arrange
@@ -48,6 +53,8 @@ class StartReport:
 
 
 class FewshotService:
+    REBUILD_RUNNING = "a rebuild is running in this process"
+
     def __init__(
         self, settings: Settings, bank: SqlBank, load_embedder: Callable[[], Embedder], store: IndexStore
     ) -> None:
@@ -65,6 +72,13 @@ class FewshotService:
         self.phase = "not started"
         self.failure: str | None = None
         self.start_report: StartReport | None = None
+        self.examples = ExampleCache(settings.example_cache_size)
+        # Prompts of concurrent requests share model calls; a prompt seen lately is not embedded again.
+        self.prompt_batcher = MicroBatcher(lambda texts: self.embedder.embed(texts), settings.embed_batch_size)
+        self._prompt_vector = functools.lru_cache(maxsize=settings.query_cache_size)(self._embed_prompt)
+        # The bank revision the served index reflects: every change up to it is in the index (changes made
+        # through this process may be in it before that). Moved by index swaps and catch_up().
+        self.applied_revision = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -73,6 +87,14 @@ class FewshotService:
             self.phase = "loading the embedding model"
             self._embedder = self._load_embedder()
         return self._embedder
+
+    def wrap_embedder(self, wrap: Callable[[Embedder], Embedder]) -> None:
+        """Decorate the model (with timing, say): at once when it is loaded, else as it loads at start."""
+        if self._embedder is not None:
+            self._embedder = wrap(self._embedder)
+            return
+        load = self._load_embedder
+        self._load_embedder = lambda: wrap(load())
 
     @property
     def ready(self) -> bool:
@@ -95,6 +117,9 @@ class FewshotService:
             embedded = embed_missing(self.bank, embedder, batch_size=self.settings.embed_batch_size)
             self.phase = "loading the index"
             action, reason = self._load_or_rebuild(embedder)
+            self.phase = "caching examples"
+            # Warm: a cold cache would send the first requests for each example to the bank.
+            self.examples.put(self.bank.iter_with_revisions(self.settings.example_cache_size))
         except FewshotError as exc:
             self.failure = exc.message
             self.phase = "failed"
@@ -118,32 +143,102 @@ class FewshotService:
         if version is not None:
             try:
                 index, manifest = self.store.load(version)
-                mismatch = manifest.mismatch(
-                    model_id=embedder.model_id, dim=embedder.dim, bank_revision=self.bank.revision()
-                )
-                if mismatch is None:
-                    self._served = Served(index, manifest)
-                    return "loaded", "manifest matches the bank and the model"
-                reason = mismatch
+                unusable = self._unusable(manifest)
+                if unusable is None:
+                    with self.write_lock:
+                        replayed = self._serve(index, manifest)
+                    if manifest.bank_revision == self.applied_revision:
+                        return "loaded", "manifest matches the bank and the model"
+                    return "loaded", (
+                        f"index at bank revision {manifest.bank_revision}, {replayed} change(s) replayed up to "
+                        f"revision {self.applied_revision}"
+                    )
+                reason = unusable
             except IndexStoreError as exc:
                 reason = exc.message
         log.warning("rebuilding the index: %s", reason)
         self.rebuild()
         return "rebuilt", reason
 
+    def _unusable(self, manifest: IndexManifest) -> str | None:
+        """Why a saved version cannot serve this model and bank even with the changes after it replayed."""
+        mismatch = manifest.model_mismatch(model_id=self.embedder.model_id, dim=self.embedder.dim)
+        if mismatch is None and manifest.bank_revision > (revision := self.bank.revision()):
+            mismatch = f"index is at bank revision {manifest.bank_revision}, ahead of the bank ({revision})"
+        return mismatch
+
+    def _serve(self, index: VectorIndex, manifest: IndexManifest) -> int:
+        """Replay the bank's changes since the manifest's revision into index, then serve it (searches in
+        flight finish on the old one); how many changes were replayed. The caller holds write_lock."""
+        target = self.bank.revision()  # read first: the changes read next include everything up to it
+        rows, gone = self.bank.changes_since(manifest.bank_revision, self.embedder.model_id)
+        index.upsert(rows)
+        index.remove(gone)
+        self._served = Served(index, manifest)
+        self.applied_revision = target
+        return len(rows) + len(gone)
+
     def rebuild(self) -> IndexManifest:
-        """Build a new index version from the bank and serve it; searches in flight finish on the old one."""
+        """Build a new index version from the bank, publish and serve it."""
         with self._rebuild_lock:
             index, manifest = build_version(
-                self.bank, self.embedder, self.store, batch_size=self.settings.embed_batch_size
+                self.bank,
+                self.embedder,
+                self.store,
+                batch_size=self.settings.embed_batch_size,
+                options=index_options(self.settings),
             )
             with self.write_lock:
                 # Curator writes that landed while the build read the bank are replayed before the swap.
-                rows, gone = self.bank.changes_since(manifest.bank_revision, self.embedder.model_id)
-                index.upsert(rows)
-                index.remove(gone)
-                self._served = Served(index, manifest)
+                self._serve(index, manifest)
             return manifest
+
+    def catch_up(self) -> int:
+        """Apply the bank's changes since applied_revision (made by other replicas or commands) to the served
+        index; how many. Changes this process made are in the index already: re-applying them is harmless."""
+        if self._served is None or self.bank.revision() <= self.applied_revision:
+            return 0  # the common case, checked without holding up curator writes
+        with self.write_lock:
+            served = self._served  # read under the lock: an adopt or rebuild may have swapped it
+            if served is None:
+                return 0
+            target = self.bank.revision()
+            rows, gone = self.bank.changes_since(self.applied_revision, self.embedder.model_id)
+            served.index.upsert(rows)
+            served.index.remove(gone)
+            self.applied_revision = target
+        return len(rows) + len(gone)
+
+    def adopt(self, version: str) -> str | None:
+        """Serve an index version another process published, with the changes after it replayed; why it
+        was not adopted (another model, older than the served one), or None when it was."""
+        served = self.served()
+        if version == served.manifest.version:
+            return "it is already served"
+        index, manifest = self.store.load(version)  # the slow part, outside the lock
+        unusable = self._unusable(manifest)
+        if unusable is None and manifest.bank_revision < served.manifest.bank_revision:
+            unusable = (
+                f"it is at bank revision {manifest.bank_revision}, the served one at {served.manifest.bank_revision}"
+            )
+        if unusable is not None:
+            return unusable
+        # Never wait for a rebuild running here (minutes on a large bank): the caller, the follower, would stop
+        # applying the change feed meanwhile. The rebuild's own version supersedes this one anyway.
+        if not self._rebuild_lock.acquire(blocking=False):
+            return self.REBUILD_RUNNING
+        try:
+            with self.write_lock:
+                replayed = self._serve(index, manifest)
+        finally:
+            self._rebuild_lock.release()
+        log.info(
+            "adopted index version %s (bank revision %d, %d change(s) replayed)",
+            version,
+            manifest.bank_revision,
+            replayed,
+        )
+        return None
 
     def served(self) -> Served:
         served = self._served
@@ -163,7 +258,7 @@ class FewshotService:
             )
         diversity = self.settings.default_diversity if request.diversity is None else request.diversity
         count_tokens = self._token_counter(request.tokenizer) if request.max_tokens else None
-        query = self.embedder.embed([request.prompt])[0]
+        query = self._prompt_vector(request.prompt)
         index = served.index
         rng = np.random.default_rng(request.seed)
 
@@ -198,8 +293,8 @@ class FewshotService:
             neighbours=self.settings.preference_neighbours,
         )
         ids = index.ids(slots)
-        # The pool's texts come from the bank only when a strategy reads them or a budget counts them.
-        pool_examples = self.bank.get_many(ids) if strategy.needs_texts or count_tokens else {}
+        # The pool's texts are read only when a strategy reads them or a budget counts them.
+        pool_examples = self._examples(ids, index.revisions(slots)) if strategy.needs_texts or count_tokens else {}
         costs = None
         if count_tokens is not None:
             costs = np.array(count_tokens([cost_text(pool_examples[i]) if i in pool_examples else "" for i in ids]))
@@ -216,7 +311,9 @@ class FewshotService:
         picks = strategy.pick(pool, Params(request.k, diversity, request.max_tokens, rng))
         picks = arrange(picks, request.order, {p.position: float(difficulties[p.position]) for p in picks})
         chosen_ids = [ids[p.position] for p in picks]
-        stored = {i: pool_examples[i] for i in chosen_ids if i in pool_examples} or self.bank.get_many(chosen_ids)
+        stored = {i: pool_examples[i] for i in chosen_ids if i in pool_examples} or self._examples(
+            chosen_ids, index.revisions(np.array([slots[p.position] for p in picks], dtype=np.int64))
+        )
         examples = [
             self._selected(stored[i], pick, preferences, topics[pick.position], difficulties[pick.position], costs)
             for i, pick in zip(chosen_ids, picks, strict=True)
@@ -225,7 +322,7 @@ class FewshotService:
         return SelectResponse(
             examples=examples,
             strategy=strategy.name,
-            diversity=diversity,
+            diversity=diversity if strategy.uses_diversity else None,
             index_version=served.manifest.version,
             took_ms=round((time.perf_counter() - started) * 1000, 3),
             estimated_topic=preferences.topic,
@@ -234,6 +331,20 @@ class FewshotService:
             messages=as_messages(examples, request.include_steps) if request.format == "messages" else None,
             text=as_text(examples, request.template, request.include_steps) if request.format == "text" else None,
         )
+
+    def _embed_prompt(self, prompt: str) -> np.ndarray:
+        vector = self.prompt_batcher.embed_one(prompt)
+        vector.flags.writeable = False  # shared by every request with this prompt while it stays cached
+        return vector
+
+    def _examples(self, ids: list[str], revisions: np.ndarray) -> dict[str, Example]:
+        """These examples as the index knows them: from memory when cached at the indexed revision."""
+        found, missing = self.examples.get(ids, revisions.tolist())
+        if missing:
+            fetched = self.bank.get_many_with_revisions(missing)
+            self.examples.put(fetched.values())
+            found.update((example_id, example) for example_id, (_, example) in fetched.items())
+        return found
 
     def _token_counter(self, tokenizer: str) -> Callable[[list[str]], list[int]]:
         if tokenizer == "model":

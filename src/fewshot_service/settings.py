@@ -5,7 +5,9 @@ Settings are built by ``create_app()`` or the CLI and passed down; nothing reads
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +22,24 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("./indexes"), description="Index versions.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default a SQLite file in data_dir.")
     model: str = Field(PACKAGED_MODEL, description="Sentence-transformers model name or path.")
-    api_keys: str | None = Field(None, description="key:role,key:role (auth arrives with issue 8).")
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="Inference backend: onnx (ONNX Runtime, exported from the model and checked against it), "
+        "torch (sentence-transformers), auto (onnx when it agrees with torch, else torch).",
+    )
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Where ONNX exports and their agreement checks are kept; default ~/.cache/fewshot-service "
+        "($XDG_CACHE_HOME respected). Keyed by model files and library versions, so it may be shared.",
+    )
+    embedding_min_agreement: float = Field(
+        0.99, gt=0, le=1, description="Least cosine between ONNX and PyTorch embeddings of each seed text."
+    )
+    api_keys: str | None = Field(
+        None,
+        description="key:role[:name],... with role reader, curator or admin; none (and none in the database) "
+        "turns authentication off, which `fewshot serve` allows on loopback only.",
+    )
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible API root, e.g. http://localhost:11434/v1 (expansion is off without it)."
     )
@@ -80,7 +99,34 @@ class Settings(BaseSettings):
     label_rejections_needed: int = Field(1, ge=1, description="Rejections that make an example rejected.")
     review_lease_seconds: float = Field(600, gt=0, description="How long a review item stays with one annotator.")
     embed_batch_size: int = Field(64, ge=1, le=4096)
+    query_cache_size: int = Field(
+        1024, ge=0, le=1_000_000, description="Prompt embeddings kept (LRU): a repeated prompt is not embedded again."
+    )
+    example_cache_size: int = Field(
+        20_000, ge=0, description="Examples /v1/select keeps in memory (LRU, loaded at start); 0 reads the bank."
+    )
     keep_index_versions: int = Field(3, ge=1, le=100)
+    # Index kind and storage (index/kinds.py); they apply to the next index version built.
+    index_kind: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="auto: exact (flat) below index_ann_threshold vectors, IVF from it; or one kind always."
+    )
+    index_ann_threshold: int = Field(50_000, ge=1, description="auto builds an approximate index from this size.")
+    index_storage: Literal["float32", "float16", "sq8"] = Field(
+        "float32", description="How vectors are stored: float32, float16 (half) or 8-bit scalar quantised (quarter)."
+    )
+    index_ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default 2*sqrt(vectors).")
+    index_ivf_nprobe: int = Field(32, ge=1, description="IVF lists searched per query (more: slower, better recall).")
+    index_hnsw_m: int = Field(32, ge=4, le=128, description="HNSW neighbours per node.")
+    index_hnsw_ef_construction: int = Field(40, ge=8, description="HNSW candidate list while building.")
+    index_hnsw_ef_search: int = Field(128, ge=8, description="HNSW candidate list per query.")
+    # Scale-out (issue 9): replicas follow the bank's change feed and the shared index directory.
+    sync_poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often a server checks the bank and CURRENT for changes made by other processes "
+        "(PostgreSQL also wakes it at once with LISTEN/NOTIFY).",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_import_bytes: int = Field(256 * 1_048_576, ge=1024, description="Limit for JSONL uploads.")
     # Monitoring the bank (stats.py, agreement.py, quality_model.py).
@@ -97,6 +143,23 @@ class Settings(BaseSettings):
         10, ge=2, description="Labelled good and bad examples each needed before the quality model trains."
     )
     log_level: str = "INFO"
+    # Security and reliability (issue 8): limits, logs, metrics.
+    rate_limit_per_second: float = Field(
+        100.0, ge=0, description="Requests per second each API key (or client address without auth) may make; 0: off."
+    )
+    rate_limit_burst: int = Field(200, ge=1, description="Requests a key may make at once before the rate applies.")
+    max_in_flight: int = Field(
+        100, ge=1, description="Requests handled at once; more wait up to queue_timeout_seconds, then get 503."
+    )
+    queue_timeout_seconds: float = Field(1.0, ge=0, le=60, description="How long a request waits for a free slot.")
+    log_format: Literal["json", "text"] = Field("json", description="Log lines of `fewshot serve`: JSON or text.")
+    log_prompts: bool = Field(False, description="Log the prompt of each /v1/select (off: prompts never reach logs).")
+
+    def resolved_model_cache_dir(self) -> Path:
+        if self.model_cache_dir is not None:
+            return self.model_cache_dir
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "fewshot-service" / "onnx"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from .. import __version__
+from ..auth import Authenticator, is_loopback
 from ..bank import SqlBank
 from ..curation import Curator
-from ..embedding import SentenceTransformerEmbedder
+from ..embedding import load_embedder
 from ..errors import FewshotError
+from ..follower import ChangeFollower
 from ..index import IndexStore
 from ..quality import QualityService
+from ..seeding import seed_inputs
 from ..service import FewshotService
 from ..settings import Settings
 from .errors import install_error_handlers
-from .limits import BodySizeLimit
-from .routes import admin, examples, expand, health, review, select
+from .limits import BodySizeLimit, ConcurrencyLimit
+from .metrics import Metrics, time_embeddings
+from .observe import Observe
+from .query import single_valued_query
+from .ratelimit import RateLimiter
+from .routes import admin, examples, expand, health, keys, review, select
+from .routes import metrics as metrics_routes
 from .routes import quality as quality_routes
 from .routes import stats as stats_routes
 
@@ -28,11 +37,20 @@ log = logging.getLogger(__name__)
 
 
 def build_service(settings: Settings) -> FewshotService:
-    """The service with the default backends: SQL bank, sentence-transformers, index versions on disk."""
+    """The service with the default backends: SQL bank, the embedding model (ONNX Runtime when it agrees
+    with sentence-transformers), index versions on disk."""
     return FewshotService(
         settings,
         SqlBank(settings.resolved_database_url()),
-        lambda: SentenceTransformerEmbedder(settings.model, settings.embed_batch_size),
+        lambda: load_embedder(
+            settings.model,
+            settings.embedding_backend,
+            settings.resolved_model_cache_dir(),
+            # The packaged seed bank, not a configured one: the check must not change with the deployment.
+            seed_inputs(),
+            batch_size=settings.embed_batch_size,
+            min_agreement=settings.embedding_min_agreement,
+        ),
         IndexStore(settings.index_dir, settings.keep_index_versions),
     )
 
@@ -58,25 +76,40 @@ def create_app(
     settings = settings or Settings()
     service = service or build_service(settings)
 
+    # Applies writes made through other replicas or commands to this server's index (follower.py).
+    follower = ChangeFollower(service, settings.sync_poll_seconds)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if start == "background":
             _start_in_background(service)
         elif start == "now":
             service.start()
-        yield
+        follower.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(follower.stop)
 
     app = FastAPI(
         title="fewshot-service",
         version=__version__,
         lifespan=lifespan,
+        dependencies=[Depends(single_valued_query)],
         description="Relevant and diverse few-shot examples for LLM prompts, from a curated example bank.",
     )
     app.state.service = service
+    app.state.follower = follower
     app.state.curator = Curator(service)
     # LLM expansion drops generated examples the trained quality model scores low (none while untrained).
     app.state.predict_quality = QualityService(service, app.state.curator).scorer()
     app.state.settings = settings
+    # Who may call what (auth.py): a server bound beyond loopback requires keys even before one exists.
+    app.state.auth = Authenticator(settings.api_keys, service.bank, required=not is_loopback(settings.host))
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.state.metrics = Metrics(service)
+    app.state.single_valued_query = {}  # (route, method) -> names, filled as routes are first called
+    time_embeddings(service, app.state.metrics)
     install_error_handlers(app)
     # JSONL uploads stream and may be large; every other body is held to max_body_bytes.
     app.add_middleware(
@@ -84,8 +117,15 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         overrides={"/v1/examples/import": settings.max_import_bytes},
     )
+    app.add_middleware(
+        ConcurrencyLimit, max_in_flight=settings.max_in_flight, queue_timeout=settings.queue_timeout_seconds
+    )
+    # Added last, so outermost: it sees (and counts, and logs) every answer, the limits' included.
+    app.add_middleware(Observe, metrics=app.state.metrics, routes=app.router.routes)
     for router in (select.router, examples.router, review.router, health.router, admin.router, expand.router):
         app.include_router(router)
     app.include_router(stats_routes.router)
     app.include_router(quality_routes.router)
+    app.include_router(keys.router)
+    app.include_router(metrics_routes.router)
     return app

@@ -1,4 +1,4 @@
-"""Dependencies the routes declare: the service held by the app."""
+"""Dependencies the routes declare: the service and settings held by the app, the acting key's name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from fastapi import Depends, Header, Request
 
 from ..curation import Curator
 from ..service import FewshotService
+from ..settings import Settings
+from .security import CurrentPrincipal
 
 
 def _service(request: Request) -> FewshotService:
@@ -18,17 +20,32 @@ def _service(request: Request) -> FewshotService:
 Service = Annotated[FewshotService, Depends(_service)]
 
 
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
 def _curator(request: Request) -> Curator:
     curator: Curator = request.app.state.curator
     return curator
 
 
 def _actor(
+    principal: CurrentPrincipal,
     x_fewshot_actor: Annotated[
-        str | None, Header(max_length=200, description="Who makes the change, recorded in the history.")
+        str | None,
+        Header(
+            max_length=200,
+            description="Who makes the change, recorded in the history; ignored when a key is sent (its name is).",
+        ),
     ] = None,
 ) -> str:
-    # Until API keys land (they will name the actor), callers say who they are; anonymous otherwise.
+    # With authentication on the key names the actor, so nobody can write history under another's name.
+    if principal.authenticated:
+        return principal.name
     return (x_fewshot_actor or "").strip() or "anonymous"
 
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import FewshotError, NotReady
+from ..errors import FewshotError
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ async def _fewshot_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FewshotError)
     if exc.status_code == 500:  # 503 "still loading" is expected, not worth a traceback
         log.error("%s: %s", exc.code, exc.message, exc_info=exc)
-    # Only "still loading" is worth retrying soon; a 503 for an unconfigured feature is not.
-    headers = {"Retry-After": "2"} if isinstance(exc, NotReady) else None
-    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers, exc.details())
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers() or None, exc.details())
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

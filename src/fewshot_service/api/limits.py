@@ -1,4 +1,4 @@
-"""A request body limit enforced while the body streams in, before anything parses it.
+"""Limits every request meets before a route runs: its body size, and how many are handled at once.
 
 FastAPI's own max_body_size answers an oversized Content-Length with a plain-text 413; the contract
 wants its JSON error body everywhere, hence this small middleware.
@@ -6,7 +6,11 @@ wants its JSON error body everywhere, hence this small middleware.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections import deque
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,20 +49,88 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
     async def _reject(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"the request body exceeds {limit} bytes",
-                    "field": "body",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        error = {"code": "payload_too_large", "message": f"the request body exceeds {limit} bytes", "field": "body"}
+        await _send_json(send, 413, error, [])
+
+
+class ConcurrencyLimit:
+    """At most max_in_flight requests handled at once; the next ones wait up to queue_timeout seconds for a
+    slot, in arrival order, then get 503 with Retry-After. Without it a burst queues in the thread pool
+    without end, every caller's latency grows, and memory with it.
+
+    Health probes and metrics are exempt: an overloaded service is alive, and must be seen to be.
+    """
+
+    EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, queue_timeout: float) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.queue_timeout = queue_timeout
+        self.in_flight = 0
+        # Waiters' futures, oldest first; a finishing request hands its slot to the first one still waiting.
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if not await self._acquire():
+            await _send_json(
+                send,
+                503,
+                {
+                    "code": "overloaded",
+                    "message": f"{self.max_in_flight} requests are in flight already; retry shortly",
+                    "field": None,
+                },
+                [(b"retry-after", b"1")],
+            )
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._release()
+
+    async def _acquire(self) -> bool:
+        if self.in_flight < self.max_in_flight and not self._waiters:
+            self.in_flight += 1
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        granted = False
+        try:
+            await asyncio.wait_for(waiter, self.queue_timeout)
+            granted = True  # the releasing request passed its slot on: in_flight already counts this one
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if not granted and waiter.done() and not waiter.cancelled():
+                self._release()  # a slot arrived as the wait ended (timeout or disconnect): hand it on
+        return granted
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes straight to the oldest waiter
+                return
+        self.in_flight -= 1
+
+
+async def _send_json(send: Send, status: int, error: Mapping[str, object], headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -9,19 +9,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import RowMapping, make_url
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from ..errors import BankError, Conflict, FewshotError, NotFound
+from ..errors import BankError, Conflict, FewshotError, InvalidInput, NotFound
 from ..models import Example, Label, normalise_text
 from .schema import audit, bank_meta, examples
 
+# Writers send the new revision on this channel (PostgreSQL); followers LISTEN to it (follower.py).
+CHANGES_CHANNEL = "fewshot_changes"
+
 
 def utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # SQLite returns naive datetimes, PostgreSQL aware ones in the session's time zone; all are UTC here.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def database_url(url: str) -> str:
+    """The URL with PostgreSQL's plain scheme pointed at psycopg 3, the driver the project installs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
+def masked(url: str) -> str:
+    """The URL as it may appear in messages and logs (no password)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL is reported as such by create_engine
+        return "<unparseable URL>"
 
 
 def now() -> datetime:
@@ -96,6 +115,7 @@ class SqlBase:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
+            url = database_url(url)
             if url.startswith("sqlite"):
                 database = url.split("///", 1)[-1]
                 if database and database != ":memory:":
@@ -112,7 +132,7 @@ class SqlBase:
                 self.engine = create_engine(url, pool_pre_ping=True)
                 self.writer = self.engine
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise BankError(f"cannot open the bank at {url!r}: {exc}") from exc
+            raise BankError(f"cannot open the bank at {masked(url)!r}: {exc}") from exc
 
     def _connect(self) -> Connection:
         try:
@@ -143,12 +163,24 @@ class SqlBase:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        """A write transaction: committed when the block ends, rolled back (and translated) on error."""
+        """A write transaction: committed when the block ends, rolled back (and translated) on error.
+
+        Write transactions run one at a time, on PostgreSQL as on SQLite (BEGIN IMMEDIATE): the first
+        statement locks the revision counter's row until commit. So revisions are given out in commit
+        order (a follower that has seen revision r has seen every change up to r), and what a writer
+        reads before it writes (a version check, an existing external_id) is not changed under it.
+        """
         try:
             with self.writer.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision").with_for_update())
                 yield conn
         except FewshotError:
             raise
+        except DataError as exc:
+            # A value the database cannot hold although the models accepted it (PostgreSQL refuses NUL
+            # characters in text and integers past 2^31, which SQLite stores): the caller's input, not a fault.
+            raise InvalidInput(f"a value cannot be stored in the bank: {str(exc.orig).strip()}") from exc
         except SQLAlchemyError as exc:
             raise BankError(f"writing to the bank failed: {exc}") from exc
 
@@ -165,9 +197,13 @@ class SqlBase:
 
     @staticmethod
     def _bump_revision(conn: Connection) -> int:
-        # The UPDATE takes the write lock first, so concurrent writers get distinct, increasing revisions.
+        # Writers hold the write lock (see _transaction), so concurrent writers get distinct, increasing revisions.
         conn.execute(update(bank_meta).where(bank_meta.c.key == "revision").values(value=bank_meta.c.value + 1))
-        return int(conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).scalar_one())
+        revision = int(conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).scalar_one())
+        if conn.dialect.name == "postgresql":
+            # Delivered to listening replicas when (and only if) this transaction commits.
+            conn.execute(select(func.pg_notify(CHANGES_CHANNEL, str(revision))))
+        return revision
 
     @staticmethod
     def _audit(

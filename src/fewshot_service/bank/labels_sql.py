@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from ..curation_types import HistoryEntry
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..models import Example, Label, LabelCreate
 from .base import SqlBase, now, row_to_example, row_to_label, utc
 from .schema import audit, examples, labels
@@ -86,8 +86,20 @@ class LabelStore(SqlBase):
         """Insert the labels of an imported export that the bank does not hold yet (by label id); how many."""
         if not restored:
             return 0
-        known = set(conn.execute(select(labels.c.id).where(labels.c.example_id == example_id)).scalars())
-        added = [label for label in restored if label.id not in known]
+        owners = dict(
+            conn.execute(select(labels.c.id, labels.c.example_id).where(labels.c.id.in_({r.id for r in restored})))
+            .tuples()
+            .all()
+        )
+        elsewhere = sorted(label_id for label_id, owner in owners.items() if owner != example_id)
+        if elsewhere:
+            raise Conflict(f"label id {elsewhere[0]!r} belongs to another example", field="labels")
+        known = set(owners)
+        added = []
+        for label in restored:
+            if label.id not in known:  # a label id given twice is one label: the first copy is kept
+                known.add(label.id)
+                added.append(label)
         for label in added:
             conn.execute(insert(labels).values(**dict(label.model_dump(), example_id=example_id)))
         return len(added)

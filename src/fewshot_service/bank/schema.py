@@ -128,3 +128,18 @@ leases = Table(
     Column("annotator", String(200), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# API keys created by admins (fewshot_service.auth). Only the sha256 of a key is stored: keys are random
+# 32-byte tokens, so a fast hash cannot be brute-forced and a password KDF would only slow every request.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Written at most once a minute per key and process, off the request path.
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+)

@@ -9,18 +9,19 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Text, cast, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from ..curation_types import ExampleQuery
-from ..errors import BankError, Conflict
+from ..errors import Conflict
 from ..models import Example, ExampleCreate, ExampleImport, IndexRow
 from .base import input_hash, now, row_to_example
+from .keys_sql import KeyStore
 from .labels_sql import LabelStore
+from .migrate import ensure_current
 from .protocol import ImportCounts
 from .review_sql import PreferenceStore, ReviewStore
-from .schema import bank_meta, examples, labels, metadata
+from .schema import bank_meta, examples, labels
 from .stats_sql import StatsStore
-from .upgrade import add_missing_columns
 
 # The fields an import may change; comparing them tells an update from an unchanged line.
 _CONTENT_FIELDS = (
@@ -38,7 +39,7 @@ _COLUMN = {"metadata": "meta"}
 
 _INDEX_COLUMNS = [
     examples.c.id, examples.c.embedding, examples.c.topic, examples.c.difficulty, examples.c.source,
-    examples.c.status, examples.c.quality, examples.c.tags, examples.c.predicted_quality,
+    examples.c.status, examples.c.quality, examples.c.tags, examples.c.predicted_quality, examples.c.revision,
 ]  # fmt: skip
 
 
@@ -53,6 +54,7 @@ def _index_row(row: Any) -> IndexRow:
         quality=row.quality,
         tags=tuple(row.tags or ()),
         predicted_quality=row.predicted_quality,
+        revision=row.revision,
     )
 
 
@@ -84,19 +86,14 @@ def _embedding_columns(vector: np.ndarray | None, model_id: str | None) -> dict[
     return {"embedding": vector.tobytes(), "embedding_model": model_id, "embedding_dim": int(vector.shape[0])}
 
 
-class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
+class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
     """ExampleBank over a SQLAlchemy engine."""
 
     # -- schema and counters ------------------------------------------------------------------
     def create_schema(self) -> None:
-        try:
-            metadata.create_all(self.engine)
-            add_missing_columns(self.engine)  # banks created before a nullable column existed
-        except SQLAlchemyError as exc:
-            raise BankError(f"cannot create the bank schema: {exc}") from exc
-        with self._transaction() as conn:
-            if conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).first() is None:
-                conn.execute(insert(bank_meta).values(key="revision", value=0))
+        """Migrate an empty database to the current schema; refuse (SchemaOutOfDate) one at another
+        revision, naming `fewshot db upgrade`. Migrations run through the writer (BEGIN IMMEDIATE on SQLite)."""
+        ensure_current(self.writer)
 
     def revision(self) -> int:
         with self._connect() as conn:
@@ -118,6 +115,34 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
         with self._connect() as conn:
             query = select(*_PUBLIC_COLUMNS).where(examples.c.id.in_(list(ids)), _LIVE)
             return {row["id"]: row_to_example(row) for row in conn.execute(query).mappings()}
+
+    def get_many_with_revisions(self, ids: Sequence[str]) -> dict[str, tuple[int, Example]]:
+        """Live examples by id, each with the bank revision of its last change (what caches key on)."""
+        if not ids:
+            return {}
+        with self._connect() as conn:
+            query = select(*_PUBLIC_COLUMNS, examples.c.revision).where(examples.c.id.in_(list(ids)), _LIVE)
+            return {row["id"]: (row["revision"], row_to_example(row)) for row in conn.execute(query).mappings()}
+
+    def iter_with_revisions(self, limit: int, batch_size: int = 2000) -> Iterator[tuple[int, Example]]:
+        """Up to `limit` live examples with their revisions, approved first, most recently changed first."""
+        order = [(examples.c.status != "approved"), examples.c.revision.desc()]
+        for offset in range(0, limit, batch_size):
+            with self._connect() as conn:
+                rows = (
+                    conn.execute(
+                        select(*_PUBLIC_COLUMNS, examples.c.revision)
+                        .where(_LIVE)
+                        .order_by(*order)
+                        .offset(offset)
+                        .limit(min(batch_size, limit - offset))
+                    )
+                    .mappings()
+                    .all()
+                )
+            yield from ((row["revision"], row_to_example(row)) for row in rows)
+            if len(rows) < batch_size:
+                return
 
     def list_examples(self, query: ExampleQuery, after: str | None, limit: int) -> tuple[list[Example], str | None]:
         """A page of live examples ordered by id, starting after the cursor; the next cursor or None."""
@@ -209,11 +234,28 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore):
         gone = set(ids) - {r.id for r in live}
         return [_index_row(r) for r in live], sorted(gone)
 
-    def changes_since(self, revision: int, model_id: str) -> tuple[list[IndexRow], list[str]]:
-        """What changed after a revision: rows to (re)index and ids to drop."""
-        with self._connect() as conn:
-            ids = list(conn.execute(select(examples.c.id).where(examples.c.revision > revision)).scalars())
-        return self.index_rows(ids, model_id) if ids else ([], [])
+    def changes_since(self, revision: int, model_id: str, batch_size: int = 5000) -> tuple[list[IndexRow], list[str]]:
+        """What changed after a revision: rows to (re)index and ids to drop (deleted, or not embedded
+        with model_id). Read a page at a time, so a long absence never builds one huge query."""
+        rows: list[IndexRow] = []
+        gone: list[str] = []
+        last = ""
+        while True:
+            with self._connect() as conn:
+                page = conn.execute(
+                    select(*_INDEX_COLUMNS, examples.c.deleted_at, examples.c.embedding_model)
+                    .where(examples.c.revision > revision, examples.c.id > last)
+                    .order_by(examples.c.id)
+                    .limit(batch_size)
+                ).all()
+            for r in page:
+                if r.deleted_at is None and r.embedding is not None and r.embedding_model == model_id:
+                    rows.append(_index_row(r))
+                else:
+                    gone.append(r.id)
+            if len(page) < batch_size:
+                return rows, gone
+            last = page[-1].id
 
     def iter_index_rows(self, model_id: str, batch_size: int = 5000) -> Iterator[IndexRow]:
         for row in self._embedded_rows(_INDEX_COLUMNS, model_id, batch_size):

@@ -68,7 +68,10 @@ class StatsStore(SqlBase):
     def cell_counts(self) -> list[CellCount]:
         """Live examples counted by topic × difficulty × source × status (empty cells are absent)."""
         keys = (examples.c.topic, examples.c.difficulty, examples.c.source, examples.c.status)
-        query = select(*keys, func.count()).where(_LIVE).group_by(*keys).order_by(*keys)
+        # NULLs sort first on SQLite and last on PostgreSQL unless told: the same bank gives the same list.
+        query = (
+            select(*keys, func.count()).where(_LIVE).group_by(*keys).order_by(*(k.asc().nulls_first() for k in keys))
+        )
         with self._connect() as conn:
             return [CellCount(*row) for row in conn.execute(query).all()]
 

@@ -35,6 +35,8 @@ class SlotTable:
         self.difficulty = np.zeros(0, dtype=np.int8)
         self.quality = np.zeros(0, dtype=np.float32)
         self.predicted_quality = np.zeros(0, dtype=np.float32)
+        # Bank revision of each slot's row: a cached copy of the example is current while it matches.
+        self.revision = np.zeros(0, dtype=np.int64)
         # A removed example keeps its slot until the next rebuild (a tombstone): FAISS flat indexes
         # renumber on removal, which would invalidate every slot held by in-flight searches.
         self.alive = np.zeros(0, dtype=bool)
@@ -70,6 +72,7 @@ class SlotTable:
         self.predicted_quality = np.concatenate(
             [self.predicted_quality, np.array([_or_nan(r.predicted_quality) for r in rows], np.float32)]
         )
+        self.revision = np.concatenate([self.revision, np.array([r.revision for r in rows], np.int64)])
         self.alive = np.concatenate([self.alive, np.ones(len(rows), dtype=bool)])
 
     def set_attributes(self, slot: int, row: IndexRow) -> None:
@@ -85,6 +88,7 @@ class SlotTable:
         self.difficulty[slot] = row.difficulty or _NO_DIFFICULTY
         self.quality[slot] = np.nan if row.quality is None else row.quality
         self.predicted_quality[slot] = _or_nan(row.predicted_quality)
+        self.revision[slot] = row.revision
 
     def kill(self, slots: Iterable[int]) -> None:
         for slot in slots:
@@ -155,6 +159,7 @@ class SlotTable:
                 difficulty=self.difficulty,
                 quality=self.quality,
                 predicted_quality=self.predicted_quality,
+                revision=self.revision,
                 alive=self.alive,
                 topics=np.array(self.topics, dtype=str),
                 tag_names=np.array(tag_names, dtype=str),
@@ -170,9 +175,11 @@ class SlotTable:
             table.status, table.source = data["status"], data["source"]
             table.topic, table.difficulty = data["topic"], data["difficulty"]
             table.quality, table.alive = data["quality"], data["alive"]
-            if "predicted_quality" not in data.files:
-                raise KeyError("index predates predicted_quality")  # the loader turns this into a rebuild
+            for column in ("predicted_quality", "revision"):
+                if column not in data.files:
+                    raise KeyError(f"index predates the {column} column")  # the loader turns this into a rebuild
             table.predicted_quality = data["predicted_quality"]
+            table.revision = data["revision"]
             table.topics = [str(t) for t in data["topics"]]
             members = data["tag_members"].tolist()
             offsets = np.concatenate([[0], np.cumsum(data["tag_counts"])]).tolist()

@@ -4,17 +4,27 @@ Layout under the index directory::
 
     CURRENT                 the name of the version being served (replaced atomically)
     versions/<version>/     index.faiss, slots.npz, manifest.json
-    tmp/                    builds in progress; anything left here by a killed build is removed at start
+    tmp/                    builds in progress, each with a <name>.lock its builder holds (flock)
+    publish.lock            held while CURRENT is compared and replaced
 
 A build killed at any moment leaves CURRENT naming a complete, checksummed version.
+
+The directory may be shared by several processes (replicas, a rebuild job): version names carry a random
+part so two builds never collide, a build's folder in tmp/ is removed only once no live process holds its
+lock, and CURRENT never moves back to a version built at an older bank revision (same model) than the one
+it names. flock needs the processes on one host (a local or Docker volume); NFS locks are not relied on.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import secrets
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +46,29 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _locked(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive flock on path (created if needed) for the block; yields False when wait=False and
+    another process holds it. The lock dies with its process, so a killed holder never blocks anyone."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not unlinked by a cleaner between our open and our lock
+                yield True
+                return
+        finally:
+            os.close(fd)
+
+
 class IndexStore:
     def __init__(self, root: Path, keep_versions: int = 3) -> None:
         self.root = root
@@ -45,13 +78,26 @@ class IndexStore:
         self.current_file = root / "CURRENT"
 
     def prepare(self) -> None:
-        """Create the folders and remove what interrupted builds left behind."""
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
-        if self.tmp_dir.exists():
-            for leftover in self.tmp_dir.iterdir():
-                log.info("removing an interrupted index build: %s", leftover.name)
-                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        """Create the folders and remove what interrupted builds left behind (never a live build's)."""
+        self.prepare_dirs()
+        for leftover in sorted(self.tmp_dir.iterdir()):
+            if leftover.suffix == ".lock" or not leftover.exists():
+                continue
+            if leftover.name.startswith("CURRENT."):
+                with _locked(self.root / "publish.lock"):
+                    leftover.unlink(missing_ok=True)  # a pointer whose writer died before the replace
+                continue
+            lock = leftover.with_name(leftover.name + ".lock")
+            with _locked(lock, wait=False) as free:
+                if free:
+                    log.info("removing an interrupted index build: %s", leftover.name)
+                    shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+                    lock.unlink(missing_ok=True)
+        for lock in self.tmp_dir.glob("*.lock"):
+            if not lock.with_suffix("").exists():
+                with _locked(lock, wait=False) as free:
+                    if free:
+                        lock.unlink(missing_ok=True)
 
     def current_version(self) -> str | None:
         try:
@@ -84,17 +130,41 @@ class IndexStore:
         return index, manifest
 
     def save(self, index: VectorIndex, *, model_id: str, bank_revision: int, build_seconds: float) -> IndexManifest:
-        """Write index as a new version and make it current."""
+        """Write index as a new version and publish it (see publish)."""
         self.prepare_dirs()
         created = datetime.now(UTC)
-        version = f"{created:%Y%m%dT%H%M%S%f}-r{bank_revision}"
-        work = self.tmp_dir / f"{version}.{os.getpid()}"
+        # Names sort by build time; the random part keeps two processes' builds apart.
+        version = f"{created:%Y%m%dT%H%M%S%f}-r{bank_revision}-{secrets.token_hex(3)}"
+        lock = self.tmp_dir / f"{version}.lock"
+        with _locked(lock):
+            try:
+                manifest = self._write(
+                    index, self.tmp_dir / version, version, created, model_id, bank_revision, build_seconds
+                )
+            finally:
+                lock.unlink(missing_ok=True)
+        self.publish(manifest)
+        self.prune()
+        return manifest
+
+    def _write(
+        self,
+        index: VectorIndex,
+        work: Path,
+        version: str,
+        created: datetime,
+        model_id: str,
+        bank_revision: int,
+        build_seconds: float,
+    ) -> IndexManifest:
         work.mkdir(parents=True)
         try:
             files = index.save(work)
             manifest = IndexManifest(
                 version=version,
                 kind=index.kind,
+                storage=index.storage,
+                params=index.params(),
                 model_id=model_id,
                 dim=index.dim,
                 count=len(index.slots),
@@ -113,22 +183,43 @@ class IndexStore:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        self._switch_current(version)
-        self.prune()
         return manifest
 
     def prepare_dirs(self) -> None:
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def _switch_current(self, version: str) -> None:
-        pointer = self.tmp_dir / f"CURRENT.{os.getpid()}.{time.monotonic_ns()}"
-        with pointer.open("w") as handle:
-            handle.write(version + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(pointer, self.current_file)
-        _fsync_path(self.root)
+    def publish(self, manifest: IndexManifest) -> bool:
+        """Make a saved version current, unless CURRENT names one of the same model built at a later bank
+        revision (another process published it meanwhile); whether CURRENT now names it."""
+        with _locked(self.root / "publish.lock"):
+            current = self.current_version()
+            if current is not None and current != manifest.version:
+                try:
+                    other = self.read_manifest(current)
+                except IndexStoreError:
+                    other = None  # a damaged or pruned version is no reason to keep CURRENT on it
+                if (
+                    other is not None
+                    and (other.model_id, other.dim) == (manifest.model_id, manifest.dim)
+                    and other.bank_revision > manifest.bank_revision
+                ):
+                    log.info(
+                        "index version %s stays current: it is at bank revision %d, %s at %d",
+                        current,
+                        other.bank_revision,
+                        manifest.version,
+                        manifest.bank_revision,
+                    )
+                    return False
+            pointer = self.tmp_dir / f"CURRENT.{os.getpid()}.{time.monotonic_ns()}"
+            with pointer.open("w") as handle:
+                handle.write(manifest.version + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(pointer, self.current_file)
+            _fsync_path(self.root)
+        return True
 
     def versions(self) -> list[str]:
         """Complete versions on disk, oldest first (names sort by build time)."""

@@ -6,7 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -23,16 +23,32 @@ from ...curation_types import (
     LabelResult,
     OnDuplicate,
 )
-from ...errors import InvalidInput, PayloadTooLarge
+from ...errors import ImportFileError, InvalidInput, PayloadTooLarge
 from ...importer import describe
 from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
 from ..deps import Actor, CuratorDep
+from ..responses import PROTECTED, WITH_BODY, errors, inline_schema
+from ..security import require
 
-router = APIRouter(tags=["curation"])
+router = APIRouter(tags=["curation"], dependencies=[require("curator")], responses=PROTECTED)
 IMPORT_BATCH = 200
+# JSON Lines: one ExampleImport object a line, written out (no $ref) because the model is not otherwise in the schema.
+IMPORT_BODY = {
+    "type": "array",
+    "items": inline_schema(ExampleImport),
+    "description": "JSON Lines: one Example a line, as exported (id, status, quality, timestamps, labels optional).",
+}
+# One exported example, labels included, is far below this; a longer "line" is refused, not held in memory.
+MAX_LINE_BYTES = 16 * 1_048_576
+ExampleId = Annotated[str, Path(max_length=64, description="The example's id.")]
 
 
-@router.post("/v1/examples", status_code=status.HTTP_201_CREATED, response_model=CreateResult)
+@router.post(
+    "/v1/examples",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreateResult,
+    responses={**WITH_BODY, **errors(409)},
+)
 def add_examples(
     body: ExampleCreate | ExampleBatch,
     curator: CuratorDep,
@@ -62,14 +78,22 @@ def export_examples(query: Annotated[ExampleQuery, Query()], curator: CuratorDep
     return StreamingResponse(curator.export_jsonl(query), media_type="application/x-ndjson")
 
 
-@router.post("/v1/examples/import", openapi_extra={"requestBody": {"content": {"application/x-ndjson": {}}}})
+@router.post(
+    "/v1/examples/import",
+    openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": IMPORT_BODY}}}},
+    responses=errors(409),
+)
 async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -> dict[str, Any]:
-    """Upload JSONL (one Example per line, as exported); streamed, bad lines reported by number, the rest kept."""
+    """Upload JSONL (one Example per line, as exported); streamed, bad lines reported by number, the rest kept.
+    An upload none of whose lines is an example is refused (422, the bad lines listed)."""
     report: dict[str, Any] = {"imported": 0, "errors": []}
     batch: list[ExampleImport] = []
-    number = 0
-    async for line in _lines(request):
+    number = readable = 0
+    async for line in _lines(request, MAX_LINE_BYTES):
         number += 1
+        if line is None:
+            report["errors"].append({"line": number, "message": f"longer than {MAX_LINE_BYTES} bytes"})
+            continue
         if not line.strip():
             continue
         try:
@@ -77,22 +101,33 @@ async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -
         except ValidationError as exc:
             report["errors"].append({"line": number, "message": describe(exc)})
             continue
+        readable += 1
         if len(batch) >= IMPORT_BATCH:
             report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
             batch = []
     if batch:
         report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+    if report["errors"] and not readable:
+        errors = [(e["line"], e["message"]) for e in report["errors"]]
+        raise ImportFileError(f"no line of the upload is an example ({len(errors)} bad)", line_errors=errors)
     return report
 
 
-async def _lines(request: Request) -> AsyncIterator[bytes]:
+async def _lines(request: Request, longest: int) -> AsyncIterator[bytes | None]:
+    """The body's lines, and None in place of a line longer than `longest` bytes, which is never held whole."""
     pending = b""
+    too_long = False
     async for chunk in request.stream():
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
-            yield line
-    if pending:
+            yield None if too_long or len(line) > longest else line
+            too_long = False
+        if len(pending) > longest:
+            too_long, pending = True, b""  # drop what is held; the rest of the line is dropped as it comes
+    if too_long:
+        yield None
+    elif pending:
         yield pending
 
 
@@ -105,21 +140,29 @@ def _version_from(if_match: str | None) -> int | None:
     return int(found.group(1))
 
 
-@router.get("/v1/examples/{example_id}", response_model=Example)
-def get_example(example_id: str, curator: CuratorDep, response: Response) -> Example:
+@router.get("/v1/examples/{example_id}", response_model=Example, responses=errors(404))
+def get_example(example_id: ExampleId, curator: CuratorDep, response: Response) -> Example:
     example = curator.bank.get(example_id)
     response.headers["ETag"] = f'"{example.version}"'
     return example
 
 
-@router.patch("/v1/examples/{example_id}", response_model=Example)
+@router.patch("/v1/examples/{example_id}", response_model=Example, responses={**WITH_BODY, **errors(404, 409)})
 def edit_example(
-    example_id: str,
+    example_id: ExampleId,
     edit: ExampleUpdate,
     curator: CuratorDep,
     actor: Actor,
     response: Response,
-    if_match: Annotated[str | None, Header(description='The version edited, e.g. "3" (or send "version")')] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            max_length=100,
+            description='The version edited, e.g. "3" (or send "version")',
+            # A header is never null on the wire: "type" keeps the schema's null member (from the default) out.
+            json_schema_extra={"type": "string", "pattern": r'^\s*(?:W/)?"?\d+"?\s*$'},
+        ),
+    ] = None,
 ) -> Example:
     """Change fields; 409 when the example changed since the version the edit is based on."""
     example = curator.update(example_id, edit, _version_from(if_match), actor)
@@ -127,25 +170,30 @@ def edit_example(
     return example
 
 
-@router.delete("/v1/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_example(example_id: str, curator: CuratorDep, actor: Actor) -> Response:
+@router.delete("/v1/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
+def delete_example(example_id: ExampleId, curator: CuratorDep, actor: Actor) -> Response:
     """Delete an example; it is never selected again from the moment this returns."""
     curator.delete(example_id, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/v1/examples/{example_id}/history", response_model=list[HistoryEntry])
-def example_history(example_id: str, curator: CuratorDep) -> list[HistoryEntry]:
+@router.get("/v1/examples/{example_id}/history", response_model=list[HistoryEntry], responses=errors(404))
+def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryEntry]:
     """Every change: who, when, what (old and new values)."""
     return curator.bank.history(example_id)
 
 
-@router.post("/v1/examples/{example_id}/labels", status_code=status.HTTP_201_CREATED, response_model=LabelResult)
-def label_example(example_id: str, label: LabelCreate, curator: CuratorDep, actor: Actor) -> LabelResult:
+@router.post(
+    "/v1/examples/{example_id}/labels",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LabelResult,
+    responses={**WITH_BODY, **errors(404, 409)},
+)
+def label_example(example_id: ExampleId, label: LabelCreate, curator: CuratorDep, actor: Actor) -> LabelResult:
     """A curator's quality label; the example's status and quality follow from its labels (see README)."""
     return curator.label(example_id, label, actor if actor != "anonymous" else label.annotator)
 
 
-@router.get("/v1/examples/{example_id}/labels", response_model=list[Label])
-def example_labels(example_id: str, curator: CuratorDep) -> list[Label]:
+@router.get("/v1/examples/{example_id}/labels", response_model=list[Label], responses=errors(404))
+def example_labels(example_id: ExampleId, curator: CuratorDep) -> list[Label]:
     return curator.bank.labels_of(example_id)

@@ -1,4 +1,4 @@
-"""LLM expansion of the bank (admin role once authentication lands)."""
+"""LLM expansion of the bank (admin role)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from fastapi import APIRouter, Request
 
 from ...expansion import Expander, ExpandRequest, ExpansionReport
 from ..deps import Actor, CuratorDep
+from ..responses import PROTECTED, WITH_BODY, errors
+from ..security import require
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[require("admin")], responses=PROTECTED)
 
 
-@router.post("/v1/admin/expand", response_model=ExpansionReport)
+@router.post("/v1/admin/expand", response_model=ExpansionReport, responses={**WITH_BODY, **errors(502)})
 def expand(body: ExpandRequest, request: Request, curator: CuratorDep, actor: Actor) -> ExpansionReport:
     """Have the configured LLM write new examples for one cell (topic, difficulty, n) or for every cell below
     its target (fill_gaps); they are stored as source=llm, status=pending for review, and the report counts

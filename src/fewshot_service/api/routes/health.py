@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from ..deps import Service
+from ..responses import errors
 
 router = APIRouter(tags=["operations"])
 
@@ -17,7 +18,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Still loading, or start-up failed"}})
+@router.get("/readyz", responses=errors(503))  # still loading, or start-up failed
 def readyz(service: Service) -> dict[str, Any]:
     """Ready once the bank is open and an index matching it is loaded."""
     served = service.served()  # raises NotReady (503) with the current phase
@@ -26,5 +27,9 @@ def readyz(service: Service) -> dict[str, Any]:
         "index_version": served.manifest.version,
         "examples": served.index.size,
         "bank_revision": served.manifest.bank_revision,
+        # The bank revision the served index reflects, the index's build plus the change feed applied since.
+        "synced_revision": service.applied_revision,
         "model": served.manifest.model_id,
+        # torch (sentence-transformers) or onnx (ONNX Runtime, checked against torch at start).
+        "embedding_backend": getattr(service.embedder, "backend", "custom"),
     }

@@ -10,14 +10,16 @@ from ...models import Status
 from ...quality import ExampleScore, QualityService, ScoreResult, TrainResult
 from ...quality_model import QualityModelInfo
 from ..deps import CuratorDep, Service
+from ..responses import PROTECTED, errors
+from ..security import require
 
-router = APIRouter(tags=["quality model"])
+router = APIRouter(tags=["quality model"], dependencies=[require("admin")], responses=PROTECTED)
 
 
 @router.post(
     "/v1/admin/quality/train",
     response_model=TrainResult,
-    responses={409: {"description": "Too few labelled examples of a class (code not_enough_labels)"}},
+    responses=errors(409),  # too few labelled examples of a class (code not_enough_labels)
 )
 def train(service: Service, curator: CuratorDep) -> TrainResult:
     """Train on curator verdicts (see README), report cross-validated ROC-AUC and calibration, save the model
@@ -26,14 +28,14 @@ def train(service: Service, curator: CuratorDep) -> TrainResult:
     return QualityService(service, curator).train()
 
 
-@router.post("/v1/admin/quality/score", response_model=ScoreResult)
+@router.post("/v1/admin/quality/score", response_model=ScoreResult, responses=errors(404))  # none trained yet
 def score(service: Service, curator: CuratorDep) -> ScoreResult:
     """Score every live example again with the current model (e.g. after a batch of new examples)."""
     service.served()
     return QualityService(service, curator).score()
 
 
-@router.get("/v1/admin/quality", response_model=QualityModelInfo, responses={404: {"description": "None trained"}})
+@router.get("/v1/admin/quality", response_model=QualityModelInfo, responses=errors(404))  # none trained yet
 def model_info(service: Service) -> QualityModelInfo:
     """The model in use: when it was trained, on which bank revision, and its cross-validated metrics."""
     return QualityService(service).info()
@@ -42,7 +44,9 @@ def model_info(service: Service) -> QualityModelInfo:
 @router.get("/v1/admin/quality/scores", response_model=list[ExampleScore])
 def scores(
     service: Service,
-    status: Annotated[list[Status] | None, Query(description="Only these statuses (default pending)")] = None,
+    status: Annotated[
+        list[Status] | None, Query(max_length=10, description="Only these statuses (default pending)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ExampleScore]:
     """Examples with their predicted quality, most uncertain (nearest 0.5) first, as the review queue takes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from ...curation_types import (
@@ -16,20 +16,27 @@ from ...curation_types import (
 )
 from ...models import Annotator
 from ..deps import CuratorDep
+from ..responses import PROTECTED, WITH_BODY, errors
+from ..security import require
 
-router = APIRouter(tags=["review"])
+router = APIRouter(tags=["review"], dependencies=[require("curator")], responses=PROTECTED)
 
 
-@router.post("/v1/preferences", status_code=status.HTTP_201_CREATED, response_model=Preference)
+@router.post("/v1/preferences", status_code=status.HTTP_201_CREATED, response_model=Preference, responses=WITH_BODY)
 def add_preference(pair: PreferenceCreate, curator: CuratorDep) -> Preference:
     """Two responses to one prompt, to be compared by annotators."""
     return curator.add_preference(pair)
 
 
 @router.post(
-    "/v1/preferences/{preference_id}/labels", status_code=status.HTTP_201_CREATED, response_model=PreferenceLabel
+    "/v1/preferences/{preference_id}/labels",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PreferenceLabel,
+    responses={**WITH_BODY, **errors(404)},
 )
-def label_preference(preference_id: str, label: PreferenceLabelCreate, curator: CuratorDep) -> PreferenceLabel:
+def label_preference(
+    preference_id: Annotated[str, Path(max_length=64)], label: PreferenceLabelCreate, curator: CuratorDep
+) -> PreferenceLabel:
     """An annotator's choice, with the response shown first (position bias is measured from it)."""
     return curator.label_preference(preference_id, label)
 

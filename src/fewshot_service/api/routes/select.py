@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 
 from ...models import SelectRequest, SelectResponse
 from ..deps import Service
+from ..responses import PROTECTED, WITH_BODY
+from ..security import require
 
-router = APIRouter(tags=["select"])
+router = APIRouter(tags=["select"], dependencies=[require("reader")], responses=PROTECTED)
+log = logging.getLogger(__name__)
 
 
 # A plain `def`: embedding and search are CPU work and must not block the event loop.
-@router.post(
-    "/v1/select",
-    response_model=SelectResponse,
-    responses={
-        422: {"description": "Invalid request (the error names the field)"},
-        503: {"description": "The service is still loading"},
-    },
-)
+@router.post("/v1/select", response_model=SelectResponse, responses=WITH_BODY)
 def select_examples(request: SelectRequest, service: Service) -> Response:
     """The k most relevant and diverse examples for the prompt, among those passing the filters."""
+    if service.settings.log_prompts:  # prompts are users' text: logged only when the operator asks for it
+        log.info("select", extra={"prompt": request.prompt, "k": request.k})
     result = service.select(request)
     # Serialised directly: the result was built from validated parts, re-validating it costs latency.
     return Response(result.model_dump_json(), media_type="application/json")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from ...agreement import AgreementReport
 from ...errors import NotFound
 from ...models import Status
 from ...stats import StatsReport, bank_stats, label_agreement
 from ..deps import Service
+from ..responses import PROTECTED, errors
+from ..security import require
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], dependencies=[require("curator")], responses=PROTECTED)
 
 
 @router.get("/v1/stats", response_model=StatsReport)
@@ -32,12 +34,14 @@ def agreement(service: Service) -> AgreementReport:
 @router.get(
     "/v1/stats/charts/{name}.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, 404: {"description": "No chart of that name"}},
+    responses={200: {"content": {"image/png": {}}}, **errors(404)},
 )
 def chart(
-    name: str,
+    name: Annotated[str, Path(max_length=64)],
     service: Service,
-    status: Annotated[list[Status] | None, Query(description="Examples drawn (default: the chart's own)")] = None,
+    status: Annotated[
+        list[Status] | None, Query(max_length=10, description="Examples drawn (default: the chart's own)")
+    ] = None,
 ) -> Response:
     """topic_difficulty (heatmap, coverage), difficulty_by_topic (histograms) or source_mix, as a PNG."""
     from ...charts import CHARTS, render_chart  # matplotlib loads on the first chart, not with the app

@@ -110,3 +110,18 @@ def test_a_disagreeing_export_is_refused(cls_pooled_model: Path, tmp_path: Path)
     # ... and onnx, asked for explicitly, is an error naming the disagreement.
     with pytest.raises(EmbeddingError, match="disagree"):
         load_embedder(str(cls_pooled_model), "onnx", tmp_path, texts)
+
+
+def test_two_processes_exporting_at_once_both_end_up_with_a_working_model(tmp_path: Path) -> None:
+    """Replicas started together on a new machine export side by side; neither pulls the other's files away.
+    (Threads here: the export folder's hand-over is the same as between processes.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = seed_inputs(SEED_DIR)[:8]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(load_embedder, PACKAGED_MODEL, "onnx", tmp_path, texts) for _ in range(2)]
+        embedders = [f.result(timeout=600) for f in futures]
+    first, second = (e.embed(["how many marbles are left?"])[0] for e in embedders)
+    assert np.allclose(first, second, atol=1e-5)
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 1  # one export kept, no staging
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

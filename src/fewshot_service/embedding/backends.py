@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,6 +32,8 @@ VERDICT_FILE = "agreement.json"
 # Bumped when export_onnx changes what it writes, so old exports are not reused.
 EXPORT_FORMAT = 1
 BACKENDS = ("auto", "onnx", "torch")
+# torch.onnx.export keeps global state: two exports in one process must not overlap (processes may).
+_EXPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -124,10 +127,17 @@ def _export_and_check(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        export_onnx(reference.model, staging, reference.model_id)
+        with _EXPORT_LOCK:
+            export_onnx(reference.model, staging, reference.model_id)
         agreement = measure_agreement(reference, OnnxEmbedder(staging, batch_size), texts)
         (staging / VERDICT_FILE).write_text(json.dumps(agreement.__dict__, indent=2))
-        if folder.exists():  # an older verdict over fewer texts, or another process was first
+        existing = _read_verdict(folder)
+        if existing is not None and existing.texts >= agreement.texts:
+            # Another process (a replica starting beside this one) published first; it may be loading from
+            # that folder right now, so keep it and drop this export.
+            shutil.rmtree(staging, ignore_errors=True)
+            return existing
+        if folder.exists():  # an older verdict over fewer texts: replaced
             shutil.rmtree(folder, ignore_errors=True)
         try:
             staging.rename(folder)

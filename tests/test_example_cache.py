@@ -85,3 +85,12 @@ def test_the_cache_is_bounded_and_keeps_the_newest_copy(make_service: ServiceFac
     assert example.id in found and not missing
     found, missing = cache.get([example.id], [revision])
     assert not found and missing == [example.id]
+
+
+def test_warming_pages_through_the_bank_without_repeats(make_service: ServiceFactory, small_seed: Path) -> None:
+    service = make_service(seed_dir=small_seed)
+    service.start()
+    paged = [example.id for _, example in service.bank.iter_with_revisions(25, batch_size=7)]
+    assert len(paged) == 25 == len(set(paged))
+    everything = [example.id for _, example in service.bank.iter_with_revisions(1000, batch_size=7)]
+    assert sorted(everything) == sorted(e.id for e in service.bank.iter_examples())

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from machine import run_command, version_of  # benchmarks/ is on the path when a script runs
+from machine import record_section, run_command, version_of  # benchmarks/ is on the path when a script runs
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Load: concurrent selection, writes and index swaps (benchmarks/load.py)"
@@ -305,15 +305,7 @@ def every(samples: list[tuple[float, int]], step: float) -> list[tuple[float, in
 
 
 def record(text: str, path: Path = RESULTS) -> None:
-    """Append the run to this benchmark's section of RESULTS.md (created if missing); other sections untouched."""
-    content = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if SECTION not in content:
-        content = content.rstrip("\n") + f"\n\n{SECTION}\n"
-    start = content.index(SECTION) + len(SECTION)
-    following = content.find("\n## ", start)
-    end = len(content) if following < 0 else following
-    rest = content[end:].lstrip("\n")
-    path.write_text(content[:end].rstrip("\n") + "\n\n" + text.strip() + "\n" + ("\n" + rest if rest else ""), "utf-8")
+    record_section(text, SECTION, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import run_command, version_of  # benchmarks/ is on the path when a script runs
+from machine import record_section, run_command, version_of  # benchmarks/ is on the path when a script runs
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -652,16 +652,7 @@ def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size:
 
 
 def record(text: str, path: Path = RESULTS) -> None:
-    """Append the run at the end of this benchmark's section (created if missing); other sections untouched."""
-    content = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if SECTION not in content:
-        content = content.rstrip("\n") + f"\n\n{SECTION}\n"
-    start = content.index(SECTION) + len(SECTION)
-    next_section = content.find("\n## ", start)
-    end = len(content) if next_section < 0 else next_section
-    section = content[:end].rstrip("\n") + "\n\n" + text.strip() + "\n"
-    rest = content[end:].lstrip("\n")
-    path.write_text(section + ("\n" + rest if rest else ""), encoding="utf-8")
+    record_section(text, SECTION, path)
 
 
 # -- main ---------------------------------------------------------------------------------------------

@@ -108,19 +108,10 @@ def server_env(root: Path, **extra: str) -> dict[str, str]:
 
 def load_server_embedder() -> Any:
     """The embedder `fewshot serve` loads with default settings (the same backend choice and checks)."""
-    from fewshot_service.embedding import load_embedder
-    from fewshot_service.seeding import seed_inputs
+    from fewshot_service.api.app import configured_embedder
     from fewshot_service.settings import Settings
 
-    settings = Settings()
-    return load_embedder(
-        settings.model,
-        settings.embedding_backend,
-        settings.resolved_model_cache_dir(),
-        seed_inputs(),
-        batch_size=settings.embed_batch_size,
-        min_agreement=settings.embedding_min_agreement,
-    )
+    return configured_embedder(Settings())
 
 
 def peak_rss_mb(pid: int | str = "self") -> float:

@@ -706,12 +706,11 @@ def work_directory(path: Path | None) -> Iterator[Path]:
 
 
 def server_backend() -> Any:
-    """The ONNX Runtime embedder the server uses by default (the same cached, checked export)."""
-    from fewshot_service.embedding import load_embedder
-    from fewshot_service.seeding import seed_inputs
-    from fewshot_service.settings import PACKAGED_MODEL, Settings
+    """The embedder the server loads with default settings (the same cached, checked ONNX export)."""
+    from fewshot_service.api.app import configured_embedder
+    from fewshot_service.settings import Settings
 
-    return load_embedder(PACKAGED_MODEL, "onnx", Settings().resolved_model_cache_dir(), seed_inputs())
+    return configured_embedder(Settings())
 
 
 def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:

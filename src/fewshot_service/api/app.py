@@ -14,7 +14,7 @@ from .. import __version__
 from ..auth import Authenticator, is_loopback
 from ..bank import SqlBank
 from ..curation import Curator
-from ..embedding import load_embedder
+from ..embedding import Embedder, load_embedder
 from ..errors import FewshotError
 from ..follower import ChangeFollower
 from ..index import IndexStore
@@ -36,21 +36,26 @@ from .routes import stats as stats_routes
 log = logging.getLogger(__name__)
 
 
+def configured_embedder(settings: Settings) -> Embedder:
+    """The embedding model the settings name, on the backend they choose (ONNX Runtime when it agrees with
+    sentence-transformers); what the server loads, and what benchmarks compare against."""
+    return load_embedder(
+        settings.model,
+        settings.embedding_backend,
+        settings.resolved_model_cache_dir(),
+        # The packaged seed bank, not a configured one: the check must not change with the deployment.
+        seed_inputs(),
+        batch_size=settings.embed_batch_size,
+        min_agreement=settings.embedding_min_agreement,
+    )
+
+
 def build_service(settings: Settings) -> FewshotService:
-    """The service with the default backends: SQL bank, the embedding model (ONNX Runtime when it agrees
-    with sentence-transformers), index versions on disk."""
+    """The service with the default backends: SQL bank, the configured embedding model, index versions on disk."""
     return FewshotService(
         settings,
         SqlBank(settings.resolved_database_url()),
-        lambda: load_embedder(
-            settings.model,
-            settings.embedding_backend,
-            settings.resolved_model_cache_dir(),
-            # The packaged seed bank, not a configured one: the check must not change with the deployment.
-            seed_inputs(),
-            batch_size=settings.embed_batch_size,
-            min_agreement=settings.embedding_min_agreement,
-        ),
+        lambda: configured_embedder(settings),
         IndexStore(settings.index_dir, settings.keep_index_versions),
     )
 

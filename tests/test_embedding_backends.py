@@ -125,3 +125,17 @@ def test_two_processes_exporting_at_once_both_end_up_with_a_working_model(tmp_pa
     assert np.allclose(first, second, atol=1e-5)
     assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 1  # one export kept, no staging
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_onnx_gives_each_text_the_same_vector_whatever_it_is_batched_with(onnx_embedder: OnnxEmbedder) -> None:
+    # Batches are cut by length and padded to their longest text: a short text beside a long one, or many
+    # texts of one length, must get the vector it gets alone (padding is masked out of the mean).
+    texts = ["x", "How many apples are left?", LONG_TEXT, *seed_inputs(SEED_DIR)[:40], "How many apples are left?"]
+    together = onnx_embedder.embed(texts)
+    alone = np.stack([onnx_embedder.embed([text])[0] for text in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    cap, onnx_embedder.batch_size = onnx_embedder.batch_size, 3  # a small cap: more calls, the same vectors
+    try:
+        assert np.allclose(onnx_embedder.embed(texts), alone, atol=1e-5)
+    finally:
+        onnx_embedder.batch_size = cap

@@ -107,3 +107,51 @@ def test_the_prompt_cache_can_be_turned_off(make_service: ServiceFactory, small_
     for _ in range(3):
         service.select(SelectRequest(prompt=PROMPTS[0], k=2))
     assert service.prompt_batcher.texts - before == 3
+
+
+class CountingEmbedder:
+    """The real model, holding each call open until released, and counting the calls running at once."""
+
+    def __init__(self, embedder: SentenceTransformerEmbedder) -> None:
+        self.embedder = embedder
+        self.running = 0
+        self.most_at_once = 0
+        self.batches: list[int] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.batches.append(len(texts))
+        self.release.wait(timeout=30)
+        try:
+            return self.embedder.embed(texts)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_two_lanes_run_two_batches_at_once_and_never_more(embedder: SentenceTransformerEmbedder) -> None:
+    counting = CountingEmbedder(embedder)
+    batcher = MicroBatcher(counting.embed, max_batch=4, lanes=2)
+    with ThreadPoolExecutor(max_workers=len(PROMPTS)) as pool:
+        futures = [pool.submit(batcher.embed_one, prompt) for prompt in PROMPTS]
+        while counting.running < 2 or len(batcher._queue) < len(PROMPTS) - 2:
+            threading.Event().wait(0.01)  # two lone prompts lead, one per lane; the rest queue behind them
+        assert counting.batches == [1, 1]
+        counting.release.set()
+        vectors = np.stack([f.result(timeout=60) for f in futures])
+    assert counting.most_at_once == 2
+    assert sum(counting.batches) == len(PROMPTS) and max(counting.batches) == 4
+    # A prompt already in a running batch never leads another one: each is embedded exactly once, as its own.
+    assert batcher.texts == len(PROMPTS)
+    assert np.allclose(vectors, embedder.embed(PROMPTS), atol=1e-5)
+
+
+def test_lanes_and_batches_below_one_are_refused(embedder: SentenceTransformerEmbedder) -> None:
+    with pytest.raises(ValueError):
+        MicroBatcher(embedder.embed, lanes=0)
+    with pytest.raises(ValueError):
+        MicroBatcher(embedder.embed, max_batch=0)

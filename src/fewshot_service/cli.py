@@ -196,9 +196,7 @@ def _embed_with_progress(service: FewshotService) -> None:
     pending = service.bank.count_unembedded(service.embedder.model_id)
     if pending:
         with _progress("embedding", pending) as advance:
-            embed_missing(
-                service.bank, service.embedder, batch_size=service.settings.embed_batch_size, on_progress=advance
-            )
+            embed_missing(service.bank, service.embedder, on_progress=advance)
 
 
 @app.command()
@@ -246,7 +244,6 @@ def rebuild() -> None:
                 service.bank,
                 service.embedder,
                 service.store,
-                batch_size=settings.embed_batch_size,
                 on_embed=embedded,
                 on_index=indexed,
                 options=index_options(settings),

@@ -153,7 +153,7 @@ class Curator:
         """Upsert exported/imported records, embed what needs it, and make them selectable."""
         self.service.served()
         counts = self.bank.upsert(records, actor=actor)
-        embed_missing(self.bank, self.service.embedder, batch_size=self.service.settings.embed_batch_size)
+        embed_missing(self.bank, self.service.embedder)
         with self.service.write_lock:
             self._sync_index(counts.ids)
         return counts.ids

@@ -30,10 +30,17 @@ def index_options(settings: Settings) -> IndexOptions:
     )
 
 
+# Texts read, embedded and committed together. The embedder cuts a page into model calls by length (padding.py),
+# which it does better the more texts it can sort; each page is committed on its own, so an interrupted run
+# redoes at most one page (256 texts: about a second of work).
+EMBED_PAGE = 256
+
+
 def embed_missing(
-    bank: ExampleBank, embedder: Embedder, *, batch_size: int = 64, on_progress: Progress | None = None
+    bank: ExampleBank, embedder: Embedder, *, batch_size: int = EMBED_PAGE, on_progress: Progress | None = None
 ) -> int:
-    """Embed every example whose stored embedding is missing or from another model; returns how many."""
+    """Embed every example whose stored embedding is missing or from another model, batch_size texts a page;
+    returns how many."""
     done = 0
     for batch in bank.iter_unembedded(embedder.model_id, batch_size):
         vectors = embedder.embed([text for _, text in batch])
@@ -50,7 +57,7 @@ def build_version(
     embedder: Embedder,
     store: IndexStore,
     *,
-    batch_size: int = 64,
+    batch_size: int = EMBED_PAGE,
     on_embed: Progress | None = None,
     on_index: Progress | None = None,
     options: IndexOptions | None = None,

@@ -74,7 +74,9 @@ class FewshotService:
         self.start_report: StartReport | None = None
         self.examples = ExampleCache(settings.example_cache_size)
         # Prompts of concurrent requests share model calls; a prompt seen lately is not embedded again.
-        self.prompt_batcher = MicroBatcher(lambda texts: self.embedder.embed(texts), settings.embed_batch_size)
+        self.prompt_batcher = MicroBatcher(
+            lambda texts: self.embedder.embed(texts), settings.embed_batch_size, settings.embed_lanes
+        )
         self._prompt_vector = functools.lru_cache(maxsize=settings.query_cache_size)(self._embed_prompt)
         # The bank revision the served index reflects: every change up to it is in the index (changes made
         # through this process may be in it before that). Moved by index swaps and catch_up().
@@ -114,7 +116,7 @@ class FewshotService:
                 seeded = load_seed_bank(self.bank, seed_dir).created
                 log.info("empty bank: loaded %d seed examples from %s", seeded, seed_dir)
             self.phase = "embedding examples"
-            embedded = embed_missing(self.bank, embedder, batch_size=self.settings.embed_batch_size)
+            embedded = embed_missing(self.bank, embedder)
             self.phase = "loading the index"
             action, reason = self._load_or_rebuild(embedder)
             self.phase = "caching examples"
@@ -185,7 +187,6 @@ class FewshotService:
                 self.bank,
                 self.embedder,
                 self.store,
-                batch_size=self.settings.embed_batch_size,
                 options=index_options(self.settings),
             )
             with self.write_lock:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbeddingError
+from .padding import plan_batches
 
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
@@ -109,7 +110,9 @@ class OnnxEmbedder:
         self.dim: int = int(meta["dim"])
         self.batch_size = batch_size
         self._tokenizer.enable_truncation(int(meta["max_seq_length"]))
-        self._tokenizer.enable_padding(pad_id=int(meta["pad_token_id"]), pad_token=str(meta["pad_token"]))
+        # Unpadded: embed() pads each batch itself, to the longest text of that batch only.
+        self._tokenizer.no_padding()
+        self._pad_id = int(meta["pad_token_id"])
         self._counter.no_truncation()
         self._counter.no_padding()
         # A fast tokenizer instance must not be used by two threads at once ("Already borrowed").
@@ -118,27 +121,31 @@ class OnnxEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # Sorted by length so each batch pads to similar lengths; put back in order at the end.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
         try:
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                out[chunk] = self._run([texts[i] for i in chunk])
+            with self._lock:
+                encodings = self._tokenizer.encode_batch(list(texts))
+            # Sorted by token count and cut where padding would cost more than a model call (padding.py).
+            order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+            lengths = [len(encodings[i].ids) for i in order]
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            for batch in plan_batches(lengths, self.batch_size):
+                rows = [order[position] for position in batch]
+                out[rows] = self._run([encodings[row] for row in rows], lengths[batch.stop - 1])
         except EmbeddingError:
             raise
         except Exception as exc:
             raise EmbeddingError(f"embedding failed: {exc}") from exc
         return out
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            encodings = self._tokenizer.encode_batch(texts)
-        feeds = {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
+    def _run(self, encodings: list[Any], width: int) -> np.ndarray:
+        """One model call over tokenised texts, each padded to width."""
+        feeds = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in _INPUTS}
+        feeds["input_ids"].fill(self._pad_id)
+        for row, encoding in enumerate(encodings):
+            size = len(encoding.ids)
+            feeds["input_ids"][row, :size] = encoding.ids
+            feeds["attention_mask"][row, :size] = 1
+            feeds["token_type_ids"][row, :size] = encoding.type_ids
         (vectors,) = self._session.run(["embedding"], feeds)
         return np.asarray(vectors, dtype=np.float32)
 

@@ -208,7 +208,7 @@ class Evaluation:
                 if done[0] % 2048 < n or done[0] == pending:
                     self.log(f"{self.dataset.name}: embedded {done[0]}/{pending}")
 
-            embed_missing(bank, embedder, batch_size=self.settings.embed_batch_size, on_progress=progress)
+            embed_missing(bank, embedder, on_progress=progress)
             self.log(f"{self.dataset.name}: embedding took {time.perf_counter() - started:.1f}s")
         report = self.service.start()
         marker.write_text(wanted + "\n")

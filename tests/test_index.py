@@ -138,3 +138,16 @@ def test_old_versions_are_pruned_and_interrupted_builds_cleaned(tmp_path: Path) 
     store.prepare()
     assert not leftover.exists()
     assert store.current_version() == made[-1]
+
+
+def test_a_search_leaves_the_threads_openmp_setting_as_it_was() -> None:
+    # Searches run on one OpenMP thread (a one-query search gains nothing from more, and their idle team
+    # spins); a rebuild on the same thread afterwards must still get every core.
+    index = VectorIndex.build(DIM, rows(200), batch_size=64)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        index.search(rows(1, seed=3)[0].embedding, 5, SelectFilters())
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -151,3 +151,17 @@ def test_a_search_leaves_the_threads_openmp_setting_as_it_was() -> None:
         assert faiss.omp_get_max_threads() == 2
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def test_a_saved_index_loads_with_the_same_ids_tags_and_tombstones(tmp_path: Path) -> None:
+    data = rows(45_000)  # more than one load step (20,000 rows), so the stepped conversion is exercised
+    index = VectorIndex.build(DIM, data, batch_size=4096)
+    index.remove(["ex3", "ex44998"])
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path)
+    assert loaded.slots.ids == index.slots.ids
+    assert loaded.slots.slot_of == index.slots.slot_of and "ex3" not in loaded.slots.slot_of
+    assert loaded.slots.slot_tags == index.slots.slot_tags
+    query = data[10].embedding
+    for filters in (SelectFilters(tags=["even"]), SelectFilters()):
+        assert loaded.ids(loaded.search(query, 20, filters).slots) == index.ids(index.search(query, 20, filters).slots)

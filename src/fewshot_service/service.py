@@ -216,6 +216,7 @@ class FewshotService:
         served = self.served()
         if version == served.manifest.version:
             return "it is already served"
+        log.info("loading index version %s published by another process", version)
         index, manifest = self.store.load(version)  # the slow part, outside the lock
         unusable = self._unusable(manifest)
         if unusable is None and manifest.bank_revision < served.manifest.bank_revision:

@@ -6,7 +6,8 @@ FAISS applies *inside* the search (IDSelectorBitmap), so a selective filter stil
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -169,9 +170,15 @@ class SlotTable:
 
     @classmethod
     def load(cls, path: Path) -> SlotTable:
+        """Read a saved table. A running server loads a new version beside the one it serves, so the Python-level
+        work (a million ids into a list and a dict) is done in steps that hand the interpreter to the request
+        threads between them (_steps): done in one go it held them up to 70 ms at a time, and /v1/select's
+        p99 doubled while a 1M version was adopted (benchmarks/swap.py)."""
         table = cls()
         with np.load(path, allow_pickle=False) as data:
-            table.ids = [str(i) for i in data["ids"]]
+            ids = data["ids"]
+            for start, stop in _steps(len(ids)):
+                table.ids.extend(ids[start:stop].tolist())
             table.status, table.source = data["status"], data["source"]
             table.topic, table.difficulty = data["topic"], data["difficulty"]
             table.quality, table.alive = data["quality"], data["alive"]
@@ -185,11 +192,27 @@ class SlotTable:
             offsets = np.concatenate([[0], np.cumsum(data["tag_counts"])]).tolist()
             for n, name in enumerate(data["tag_names"]):
                 table.tag_slots[str(name)] = members[offsets[n] : offsets[n + 1]]
-        slot_tags: list[list[str]] = [[] for _ in table.ids]
+        tags_of: dict[int, list[str]] = {}  # only tagged slots; most banks tag few examples or none
         for tag, members in table.tag_slots.items():
             for slot in members:
-                slot_tags[slot].append(tag)
-        table.slot_tags = [tuple(tags) for tags in slot_tags]
+                tags_of.setdefault(slot, []).append(tag)
+        table.slot_tags = [()] * len(table.ids)
+        for slot, tags in tags_of.items():
+            table.slot_tags[slot] = tuple(tags)
         table.topic_code = {t: n for n, t in enumerate(table.topics)}
-        table.slot_of = {i: n for n, i in enumerate(table.ids) if table.alive[n]}
+        alive = np.flatnonzero(table.alive)
+        for start, stop in _steps(len(alive)):
+            slots = alive[start:stop].tolist()
+            table.slot_of.update(zip(map(table.ids.__getitem__, slots), slots, strict=True))
         return table
+
+
+_STEP = 20_000  # rows per step of SlotTable.load: about 2 ms of work
+
+
+def _steps(count: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) ranges over count rows; between two, other threads get the interpreter (sleep(0) lets go
+    of the GIL, and a thread waiting for it takes it)."""
+    for start in range(0, count, _STEP):
+        yield start, min(start + _STEP, count)
+        time.sleep(0)

@@ -89,14 +89,14 @@ def test_an_interrupted_rebuild_resumes_without_redoing_finished_batches(
     bank = unembedded_bank(tmp_path, 40)
     store = IndexStore(tmp_path / "indexes")
     with pytest.raises(Interrupted):
-        build_version(bank, DiesAfter(embedder, calls=3), store, batch_size=8)
+        build_version(bank, DiesAfter(embedder, calls=3), store, page_size=8)
     # Three batches of 8 were embedded and committed before it died; nothing was published.
     assert bank.count_unembedded(embedder.model_id) == 40 - 24
     assert store.current_version() is None
     finished = embedded_revisions(bank)
 
     counting = CountingEmbedder(embedder)
-    index, manifest = build_version(bank, counting, store, batch_size=8)
+    index, manifest = build_version(bank, counting, store, page_size=8)
     assert counting.texts_embedded == 16  # only the two batches it had not reached
     assert manifest.count == index.size == 40 and store.current_version() == manifest.version
     assert {i: r for i, r in embedded_revisions(bank).items() if i in finished} == finished
@@ -107,20 +107,20 @@ def test_a_rebuild_embeds_only_what_changed(tmp_path: Path, embedder: SentenceTr
     bank = unembedded_bank(tmp_path, 30)
     store = IndexStore(tmp_path / "indexes")
     counting = CountingEmbedder(embedder)
-    build_version(bank, counting, store, batch_size=16)
+    build_version(bank, counting, store, page_size=16)
     assert counting.texts_embedded == 30
 
-    build_version(bank, counting, store, batch_size=16)
+    build_version(bank, counting, store, page_size=16)
     assert counting.texts_embedded == 30  # everything reused
 
     edited, relabelled = problems(2)
     bank.upsert([edited.model_copy(update={"input": "A shop sells 2 crates of 3 pens. How many pens?"})])
     bank.upsert([relabelled.model_copy(update={"topic": "counting", "status": "pending"})])
-    _, manifest = build_version(bank, counting, store, batch_size=16)
+    _, manifest = build_version(bank, counting, store, page_size=16)
     assert counting.texts_embedded == 31  # the edited input only; a metadata change needs no model call
     assert manifest.count == 30
     other_model = CountingEmbedder(embedder, model_id="another/model")
-    build_version(bank, other_model, store, batch_size=16)
+    build_version(bank, other_model, store, page_size=16)
     assert other_model.texts_embedded == 30  # embeddings of another model are not reused
     bank.close()
 

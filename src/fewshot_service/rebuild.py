@@ -37,12 +37,12 @@ EMBED_PAGE = 256
 
 
 def embed_missing(
-    bank: ExampleBank, embedder: Embedder, *, batch_size: int = EMBED_PAGE, on_progress: Progress | None = None
+    bank: ExampleBank, embedder: Embedder, *, page_size: int = EMBED_PAGE, on_progress: Progress | None = None
 ) -> int:
-    """Embed every example whose stored embedding is missing or from another model, batch_size texts a page;
+    """Embed every example whose stored embedding is missing or from another model, page_size texts a page;
     returns how many."""
     done = 0
-    for batch in bank.iter_unembedded(embedder.model_id, batch_size):
+    for batch in bank.iter_unembedded(embedder.model_id, page_size):
         vectors = embedder.embed([text for _, text in batch])
         # Each batch is committed on its own, so an interrupted run resumes where it stopped.
         bank.store_embeddings(batch, vectors, embedder.model_id)
@@ -57,7 +57,7 @@ def build_version(
     embedder: Embedder,
     store: IndexStore,
     *,
-    batch_size: int = EMBED_PAGE,
+    page_size: int = EMBED_PAGE,
     on_embed: Progress | None = None,
     on_index: Progress | None = None,
     options: IndexOptions | None = None,
@@ -66,7 +66,7 @@ def build_version(
 
     The rows stream from the bank into FAISS a batch at a time: the vectors are never held twice."""
     started = time.perf_counter()
-    embed_missing(bank, embedder, batch_size=batch_size, on_progress=on_embed)
+    embed_missing(bank, embedder, page_size=page_size, on_progress=on_embed)
     # Read the revision before the rows: a write that lands in between makes the manifest look
     # older than its contents, which errs towards a rebuild, never towards serving stale data.
     revision = bank.revision()

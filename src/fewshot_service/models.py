@@ -33,7 +33,7 @@ MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
 ALL_STATUSES: tuple[Status, ...] = ("pending", "approved", "rejected")
 
-STRATEGY_NAMES = ("mmr", "dpp", "coverage", "hybrid", "knn", "random")  # the selection registry's names
+STRATEGY_NAMES = ("stratified", "mmr", "dpp", "coverage", "hybrid", "knn", "random")  # the selection registry's names
 
 # "Not blank" stated in the JSON schema as the validators decide it (clients and schema-driven tests read
 # it): a character that Python's str.strip() keeps, or, for strip_whitespace fields, one pydantic's
@@ -206,7 +206,7 @@ class SelectRequest(BaseModel):
     strategy: str | None = Field(
         None,
         max_length=32,
-        description="knn | mmr | dpp | coverage | hybrid | random; default the service's.",
+        description="stratified | mmr | dpp | coverage | hybrid | knn | random; default the service's.",
         json_schema_extra={"enum": [*STRATEGY_NAMES, None]},
     )
     diversity: float | None = Field(None, ge=0.0, le=1.0, description="0 is pure relevance.")
@@ -300,7 +300,7 @@ class SelectResponse(BaseModel):
     examples: list[SelectedExample]
     strategy: str
     diversity: float | None = Field(
-        None, description="The trade-off the strategy used (mmr, dpp); null for strategies that ignore it."
+        None, description="The trade-off the strategy used (stratified, mmr, dpp); null for strategies that ignore it."
     )
     index_version: str
     took_ms: float

@@ -269,11 +269,9 @@ class FewshotService:
         )
         # Preferences and budgets re-rank: even knn then needs a pool to choose from, not just k.
         reranks = topic_weight > 0 or request.difficulty_target is not None or request.difficulty or request.max_tokens
-        wanted = (
-            request.k * self.settings.candidate_factor
-            if reranks
-            else strategy.candidates(request.k, self.settings.candidate_factor)
-        )
+        wanted = strategy.candidates(request.k, self.settings.candidate_factor)
+        if reranks:
+            wanted = max(wanted, request.k * self.settings.candidate_factor)
         if strategy.name == "random":
             slots = index.sample(wanted, request.filters, request.exclude_ids, rng)
             vectors = index.vectors(slots)
@@ -310,7 +308,8 @@ class FewshotService:
             query_text=request.prompt,
             costs=costs,
         )
-        picks = strategy.pick(pool, Params(request.k, diversity, request.max_tokens, rng))
+        steered = request.difficulty_target is not None or request.difficulty == "match"
+        picks = strategy.pick(pool, Params(request.k, diversity, request.max_tokens, rng, difficulty_steered=steered))
         picks = arrange(picks, request.order, {p.position: float(difficulties[p.position]) for p in picks})
         chosen_ids = [ids[p.position] for p in picks]
         stored = {i: pool_examples[i] for i in chosen_ids if i in pool_examples} or self._examples(

@@ -71,10 +71,15 @@ class Settings(BaseSettings):
     seed_on_empty: bool = Field(True, description="Load seed_examples/ when the bank is empty at start.")
     seed_dir: Path | None = Field(None, description="Seed JSONL folder; default the packaged seed bank.")
 
-    default_strategy: str = "mmr"
-    default_diversity: float = Field(0.6, ge=0.0, le=1.0, description="MMR trade-off when a request names none.")
+    default_strategy: str = "stratified"
+    default_diversity: float = Field(
+        0.6, ge=0.0, le=1.0, description="Diversity trade-off (stratified, mmr, dpp) when a request names none."
+    )
     candidate_factor: int = Field(
-        5, ge=5, le=100, description="Diversifying strategies (mmr) choose among factor*k filtered candidates."
+        5,
+        ge=5,
+        le=100,
+        description="Diversifying strategies choose among factor*k filtered candidates (stratified: twice that).",
     )
     default_topic_preference: float = Field(
         0.25,

@@ -4,10 +4,20 @@ from .base import Budget, Candidates, Params, Pick, Strategy
 from .ordering import arrange
 from .preferences import Preferences, apply_preferences
 from .strategies import coverage, dpp, hybrid, knn, mmr, random_pick
+from .stratified import POOL_SCALE, stratified
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
+        Strategy(
+            "stratified",
+            stratified,
+            True,
+            "mmr inside the neighbourhood's topic mix: each topic of the k nearest keeps a seat, the vote's leader "
+            "takes the rest",
+            uses_diversity=True,
+            pool_scale=POOL_SCALE,
+        ),
         Strategy("knn", knn, False, "the k most similar examples"),
         Strategy(
             "mmr",
@@ -31,5 +41,5 @@ STRATEGIES: dict[str, Strategy] = {
 
 __all__ = [
     "STRATEGIES", "Budget", "Candidates", "Params", "Pick", "Preferences", "Strategy", "apply_preferences",
-    "arrange", "coverage", "dpp", "hybrid", "knn", "mmr", "random_pick",
+    "arrange", "coverage", "dpp", "hybrid", "knn", "mmr", "random_pick", "stratified",
 ]  # fmt: skip

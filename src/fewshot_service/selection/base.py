@@ -31,6 +31,9 @@ class Params:
     diversity: float
     max_tokens: int | None = None
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    # The request steers difficulty (a target or "match"): difficulty is then the preferences' job, and the
+    # stratified strategy does not also keep the neighbourhood's mix of levels.
+    difficulty_steered: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Strategy:
     description: str
     needs_texts: bool = False  # the service fetches the pool's inputs from the bank
     uses_diversity: bool = False  # whether Params.diversity changes its choice
+    pool_scale: int = 1  # a strategy that diversifies inside groups needs a deeper pool: pool_scale·pool_factor·k
 
     def candidates(self, k: int, pool_factor: int) -> int:
-        return k * pool_factor if self.needs_pool else k
+        return k * pool_factor * self.pool_scale if self.needs_pool else k

@@ -16,13 +16,23 @@ class Preferences:
     difficulty_target: float | None
 
 
-def estimate_topic_shares(relevance: np.ndarray, topics: list[str | None], neighbours: int) -> dict[str, float]:
-    """Relevance-weighted vote of the nearest neighbours that have a topic."""
+def estimate_topic_shares(
+    relevance: np.ndarray, topics: list[str | None], neighbours: int, temperature: float | None = None
+) -> dict[str, float]:
+    """Relevance-weighted vote of the nearest neighbours that have a topic (or any other group key).
+
+    Each neighbour weighs its relevance, or with a temperature exp((relevance - best) / temperature): a
+    softmax that trusts the very nearest far more than the last of the neighbours."""
+    nearest = np.argsort(-relevance, kind="stable")[:neighbours]
+    if len(nearest) == 0:
+        return {}
+    near = relevance[nearest].astype(np.float64)
+    weights = np.maximum(near, 0.0) if temperature is None else np.exp((near - near.max()) / temperature)
     votes: dict[str, float] = {}
-    for position in np.argsort(-relevance, kind="stable")[:neighbours]:
+    for position, weight in zip(nearest, weights, strict=True):
         topic = topics[position]
         if topic is not None:
-            votes[topic] = votes.get(topic, 0.0) + max(float(relevance[position]), 0.0)
+            votes[topic] = votes.get(topic, 0.0) + float(weight)
     total = sum(votes.values())
     return {topic: weight / total for topic, weight in votes.items()} if total > 0 else {}
 

@@ -104,7 +104,7 @@ FILTER_CASES: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("filters", FILTER_CASES, ids=lambda f: ",".join(f) or "default")
-@pytest.mark.parametrize("strategy", ["knn", "mmr"])
+@pytest.mark.parametrize("strategy", ["knn", "mmr", "stratified"])
 def test_every_filter_is_honoured_and_k_returned_when_k_match(
     varied: TestClient, filters: dict[str, Any], strategy: str
 ) -> None:
@@ -125,7 +125,7 @@ def test_a_cell_holding_under_three_percent_of_the_bank_still_yields_k(seed_clie
     # The prompt is about arithmetic: none of its nearest 50 examples is a hard logic puzzle.
     nearest = select(seed_client, prompt=TOPIC_PROMPTS["arithmetic"], k=50, strategy="knn")["examples"]
     assert not {e["external_id"] for e in nearest} & rare
-    for strategy in ("knn", "mmr"):
+    for strategy in ("knn", "mmr", "stratified"):
         result = select(seed_client, prompt=TOPIC_PROMPTS["arithmetic"], k=4, strategy=strategy, filters=filters)
         assert len(result["examples"]) == 4 and {e["external_id"] for e in result["examples"]} <= rare
 
@@ -144,23 +144,24 @@ def mean_pairwise_similarity(embedder: SentenceTransformerEmbedder, texts: list[
     return float(sims[upper].mean())
 
 
-def test_mmr_is_less_redundant_than_knn_and_stays_on_topic(
-    seed_client: TestClient, embedder: SentenceTransformerEmbedder
+@pytest.mark.parametrize("strategy", ["mmr", "stratified"])
+def test_diversifying_is_less_redundant_than_knn_and_stays_on_topic(
+    seed_client: TestClient, embedder: SentenceTransformerEmbedder, strategy: str
 ) -> None:
-    knn_redundancy, mmr_redundancy, on_topic = [], [], []
+    knn_redundancy, diverse_redundancy, on_topic = [], [], []
     for topic, prompt in TOPIC_PROMPTS.items():
         knn = select(seed_client, prompt=prompt, k=4, strategy="knn")["examples"]
-        mmr = select(seed_client, prompt=prompt, k=4, strategy="mmr")["examples"]
+        diverse = select(seed_client, prompt=prompt, k=4, strategy=strategy)["examples"]
         knn_redundancy.append(mean_pairwise_similarity(embedder, [e["input"] for e in knn]))
-        mmr_redundancy.append(mean_pairwise_similarity(embedder, [e["input"] for e in mmr]))
-        on_topic.append(np.mean([e["topic"] == topic for e in mmr]))
-    assert np.mean(mmr_redundancy) < np.mean(knn_redundancy)
+        diverse_redundancy.append(mean_pairwise_similarity(embedder, [e["input"] for e in diverse]))
+        on_topic.append(np.mean([e["topic"] == topic for e in diverse]))
+    assert np.mean(diverse_redundancy) < np.mean(knn_redundancy)
     assert np.mean(on_topic) >= 0.75
 
 
-def test_default_strategy_is_mmr_and_diversity_is_honoured(seed_client: TestClient) -> None:
+def test_default_strategy_is_stratified_and_diversity_is_honoured(seed_client: TestClient) -> None:
     default = select(seed_client, prompt=TOPIC_PROMPTS["algebra"])
-    assert default["strategy"] == "mmr" and len(default["examples"]) == 4 and default["diversity"] == 0.6
+    assert default["strategy"] == "stratified" and len(default["examples"]) == 4 and default["diversity"] == 0.6
     pure = select(seed_client, prompt=TOPIC_PROMPTS["algebra"], strategy="mmr", diversity=0.0)
     knn = select(seed_client, prompt=TOPIC_PROMPTS["algebra"], strategy="knn")
     assert {e["id"] for e in pure["examples"]} == {e["id"] for e in knn["examples"]}
@@ -274,7 +275,7 @@ def test_openapi_docs_are_served(seed_client: TestClient) -> None:
     assert "/v1/select" in seed_client.get("/openapi.json").json()["paths"]
 
 
-@pytest.mark.parametrize("strategy", ["knn", "mmr", "dpp", "coverage", "hybrid", "random"])
+@pytest.mark.parametrize("strategy", ["stratified", "knn", "mmr", "dpp", "coverage", "hybrid", "random"])
 def test_every_strategy_answers_k_distinct_examples_with_reasons(seed_client: TestClient, strategy: str) -> None:
     result = select(seed_client, prompt=TOPIC_PROMPTS["probability"], k=5, strategy=strategy, seed=3)
     examples = result["examples"]
@@ -284,6 +285,16 @@ def test_every_strategy_answers_k_distinct_examples_with_reasons(seed_client: Te
         assert why["relevance"] == example["score"] and why["reason"]
     if strategy != "random":
         assert sum(e["topic"] == "probability" for e in examples) >= 3
+
+
+@pytest.mark.parametrize("strategy", ["stratified", "knn", "mmr", "dpp", "coverage", "hybrid", "random"])
+def test_every_strategy_answers_an_empty_list_when_nothing_matches_the_filters(
+    seed_client: TestClient, strategy: str
+) -> None:
+    body = {"prompt": TOPIC_PROMPTS["probability"], "strategy": strategy, "filters": {"topics": ["no such topic"]}}
+    response = seed_client.post("/v1/select", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["examples"] == []
 
 
 def test_topic_preference_estimates_the_topic_and_keeps_picks_on_it(seed_client: TestClient) -> None:

@@ -22,7 +22,9 @@ from fewshot_service.selection import (
     knn,
     mmr,
     random_pick,
+    stratified,
 )
+from fewshot_service.selection.preferences import estimate_topic_shares
 
 
 def unit(*rows: list[float]) -> np.ndarray:
@@ -67,7 +69,7 @@ def test_knn_takes_the_most_relevant_even_when_redundant() -> None:
     assert picks[1].redundancy == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("strategy", [mmr, dpp])
+@pytest.mark.parametrize("strategy", [mmr, dpp, stratified])
 def test_diversifying_strategies_never_pick_both_of_a_duplicate_pair(strategy: object) -> None:
     picks = strategy(DUPLICATES, Params(2, 0.3))  # type: ignore[operator]
     assert positions(picks) == [0, 2]
@@ -79,7 +81,7 @@ def test_dpp_still_returns_k_when_only_duplicates_are_left() -> None:
 
 
 def test_zero_diversity_is_knn() -> None:
-    for strategy in (mmr, dpp):
+    for strategy in (mmr, dpp, stratified):
         assert positions(strategy(DUPLICATES, Params(3, 0.0))) == positions(knn(DUPLICATES, Params(3, 0.0)))
 
 
@@ -167,6 +169,65 @@ def test_difficulty_match_prefers_the_estimated_level() -> None:
     assert given[2] > given[1]
 
 
+def test_a_temperature_makes_the_vote_trust_the_nearest() -> None:
+    relevance = np.array([0.90, 0.80, 0.79, 0.78])
+    topics: list[str | None] = ["cards", "fees", "fees", "fees"]
+    linear = estimate_topic_shares(relevance, topics, 4)
+    assert linear["fees"] == pytest.approx(2.37 / 3.27)  # three farther neighbours outvote the nearest
+    sharp = estimate_topic_shares(relevance, topics, 4, temperature=0.05)
+    fees = np.exp(-2.0) + np.exp(-2.2) + np.exp(-2.4)  # e^((r - 0.90) / 0.05) each; the nearest weighs 1
+    assert sharp["cards"] == pytest.approx(1 / (1 + fees)) and sharp["cards"] > 0.7
+
+
+# Two topics: algebra holds the nearest candidate and most of the neighbourhood, geometry the second nearest
+# and a far, unusual one (5). Candidates 0 and 2 are a duplicate pair inside algebra.
+STRATA = unit(
+    [1, 0, 0, 0, 0], [0.7, 0.7, 0, 0, 0], [1, 0.001, 0, 0, 0], [0.8, 0, 0.6, 0, 0], [0.8, 0, 0, 0.6, 0],
+    [0.3, 0.2, 0, 0, 0.93], [0.9, 0, 0.3, 0.3, 0],
+)  # fmt: skip
+STRATA_TOPICS: list[str | None] = ["algebra", "geometry", "algebra", "algebra", "algebra", "geometry", "algebra"]
+STRATA_RELEVANCE = [0.90, 0.89, 0.89, 0.88, 0.87, 0.80, 0.86]
+
+
+def test_stratified_keeps_each_topic_of_the_k_nearest_and_gives_the_rest_to_the_vote() -> None:
+    candidates = pool(STRATA, STRATA_RELEVANCE, STRATA_TOPICS)
+    picks = stratified(candidates, Params(4, 0.6))
+    # knn's topics (algebra, geometry, algebra, algebra) are all kept; the seat left goes to algebra, the
+    # neighbourhood's vote, where mmr spends it on a second geometry example because it is unusual.
+    assert sorted(STRATA_TOPICS[p] for p in positions(picks)) == ["algebra", "algebra", "algebra", "geometry"]
+    assert [STRATA_TOPICS[p] for p in positions(mmr(candidates, Params(4, 0.6)))].count("geometry") == 2
+    assert not {0, 2} <= set(positions(picks))  # within algebra, never both of the duplicate pair
+    assert "from algebra" in picks[0].reason and "of the neighbourhood's vote" in picks[0].reason
+
+
+def test_stratified_never_loses_a_topic_of_the_k_nearest() -> None:
+    # The label-hit guarantee behind the default: whatever the pool, every topic among the k most relevant
+    # candidates is among the picks, so the set holds the prompt's topic whenever similarity search's does.
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        count, k = int(rng.integers(6, 40)), int(rng.integers(1, 6))
+        vectors = rng.normal(size=(count, 8))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        relevance = np.sort(rng.uniform(0.2, 0.9, count))[::-1].tolist()
+        topics: list[str | None] = [str(t) for t in rng.integers(0, 4, count)]
+        candidates = pool(vectors.astype(np.float32), relevance, topics)
+        picks = stratified(candidates, Params(k, float(rng.uniform(0, 1))))
+        assert len(picks) == k
+        assert {topics[i] for i in range(k)} <= {topics[p.position] for p in picks}
+
+
+def test_stratified_uses_difficulty_levels_in_a_bank_without_topics_unless_the_request_steers_them() -> None:
+    vectors = unit([1, 0, 0], [1, 0.02, 0], [0.99, 0, 0.05], [0, 1, 0], [0, 0, 1])
+    relevance = [0.9, 0.89, 0.88, 0.6, 0.55]
+    levels = [4.0, 4.0, 4.0, 2.0, 2.0]
+    candidates = pool(vectors, relevance, difficulties=levels)
+    # The nearest are all level 4 and so is the vote: full diversity still stays at level 4.
+    assert {levels[p.position] for p in stratified(candidates, Params(3, 1.0))} == {4.0}
+    # When the request steers difficulty itself, levels form no groups and diversity is free to leave them.
+    steered = stratified(candidates, Params(3, 1.0, difficulty_steered=True))
+    assert 2.0 in {levels[p.position] for p in steered}
+
+
 def test_arrange_orders() -> None:
     picks = [Pick(0, 0.5, 0.5, 0, ""), Pick(1, 0.9, 0.9, 0, ""), Pick(2, 0.7, 0.7, 0, "")]
     assert [p.relevance for p in arrange(picks, "most_similar_last")] == [0.5, 0.7, 0.9]
@@ -193,3 +254,15 @@ def test_rendering_shapes() -> None:
     assert as_text(chosen, "Q: {input}\nS: {steps}\nA: {output}", include_steps=True) == (
         "Q: 2 + 2?\nS: Add.\nA: 4\n\nQ: 3 x 3?\nS: \nA: 9"
     )
+
+
+def test_every_strategy_returns_nothing_from_an_empty_pool() -> None:
+    empty = pool(np.zeros((0, 3), dtype=np.float32), [], texts=[], query="anything")
+    for name, strategy in STRATEGIES.items():
+        assert strategy.pick(empty, Params(4, 0.5)) == [], name
+
+
+def test_hybrid_falls_back_to_the_dense_order_when_every_text_is_stopwords() -> None:
+    vectors = unit([1, 0, 0], [0.9, 0.1, 0], [0.8, 0.2, 0.1])
+    candidates = pool(vectors, [0.9, 0.8, 0.7], texts=["the", "a", "of the"], query="what is it")
+    assert positions(hybrid(candidates, Params(2, 0.0))) == [0, 1]

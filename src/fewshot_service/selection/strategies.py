@@ -54,7 +54,7 @@ def dpp(pool: Candidates, params: Params) -> list[Pick]:
     Quality is exp(α·score) with α falling as diversity rises; each step adds the candidate that most
     increases the log-determinant, computed by an incremental Cholesky factorisation.
     """
-    if params.diversity <= 0:
+    if params.diversity <= 0 or len(pool) == 0:
         return knn(pool, params)
     alpha = 2.0 * (1.0 - params.diversity) / params.diversity
     quality = np.exp(alpha * (pool.score - pool.score.max()))  # shifted: same ratios, no overflow
@@ -96,7 +96,7 @@ def coverage(pool: Candidates, params: Params) -> list[Pick]:
     """Spread the picks over the groups present in the neighbourhood: (topic, difficulty) cells when the
     bank has topics, otherwise clusters of the neighbourhood's embeddings (as Auto-CoT does). Groups take
     turns, the best-scoring group first, each giving its best-scoring candidate."""
-    groups = _groups(pool, params.k)
+    groups = _groups(pool, params.k) if len(pool) else {}
     order = sorted(groups, key=lambda g: -max(pool.score[i] for i in groups[g]))
     queues = {g: sorted(groups[g], key=lambda i: -pool.score[i]) for g in order}
     budget = Budget(pool.costs, params.max_tokens)
@@ -156,8 +156,11 @@ def _bm25_ranks(query: str, documents: list[str]) -> np.ndarray:
     """Rank of each document under BM25 for the query (0 is best); ties keep the dense order."""
     import bm25s
 
+    tokens = bm25s.tokenize(documents, stopwords="en", show_progress=False)
+    if not tokens.vocab:  # no documents, or only stopwords: BM25 has nothing to rank by (and bm25s raises)
+        return np.arange(len(documents), dtype=np.int64)
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(documents, stopwords="en", show_progress=False), show_progress=False)
+    retriever.index(tokens, show_progress=False)
     scores = retriever.get_scores(bm25s.tokenize(query, stopwords="en", show_progress=False, return_ids=False)[0])
     ranks = np.empty(len(documents), dtype=np.int64)
     ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(len(documents))

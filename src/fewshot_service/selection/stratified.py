@@ -45,7 +45,7 @@ def stratified(pool: Candidates, params: Params) -> list[Pick]:
     reasons: dict[int, str] = {}
     while len(chosen) < params.k:
         usable = available & budget.fits(len(pool))
-        seated = usable & np.array([key is not None and seats.get(key, 0) > 0 for key in keys])
+        seated = usable & np.array([key is not None and seats.get(key, 0) > 0 for key in keys], dtype=bool)
         if seated.any():
             usable = seated  # else every seat is filled or its group has nothing left that fits: any group
         if not usable.any():

@@ -8,7 +8,7 @@ test split) against a bank of all 7,473 GSM8K train questions:
     bank's stored embeddings, k nearest; and, for the service's own overhead, the same floor with the
     server's embedding backend (ONNX Runtime, the same checked export the server loads);
 (b) ``POST /v1/select`` over HTTP against a ``fewshot serve`` subprocess on 127.0.0.1, one persistent
-    ``httpx.Client``, client-side wall time per request; the default strategy (mmr) and knn;
+    ``httpx.Client``, client-side wall time per request; the default strategy (stratified) and knn;
 (c) LangChain's ``SemanticSimilarityExampleSelector`` over ``langchain_community.vectorstores.FAISS``
     with the same model; the store is built from the bank's precomputed embeddings
     (``FAISS.from_embeddings``, so the bank is not embedded twice); the timed part is ``select_examples``.
@@ -61,10 +61,11 @@ READY_TIMEOUT_S = 600.0
 
 FLOOR = "floor: sentence-transformers embed + exact FAISS (in-process)"
 FLOOR_BACKEND = "floor with the server's backend: ONNX Runtime embed + exact FAISS (in-process)"
-SELECT_MMR = "/v1/select mmr (default), HTTP"
+DEFAULT_STRATEGY = "stratified"  # the service's default; each response is checked to have used it
+SELECT_DEFAULT = f"/v1/select {DEFAULT_STRATEGY} (default), HTTP"
 SELECT_KNN = "/v1/select knn, HTTP"
 LANGCHAIN = "LangChain SemanticSimilarityExampleSelector + FAISS"
-METHODS = (FLOOR, FLOOR_BACKEND, SELECT_MMR, SELECT_KNN, LANGCHAIN)
+METHODS = (FLOOR, FLOOR_BACKEND, SELECT_DEFAULT, SELECT_KNN, LANGCHAIN)
 
 # A query function returns the ids it selected and, for HTTP calls, the server's own took_ms.
 QueryFn = Callable[[str], tuple[list[str], float | None]]
@@ -277,9 +278,9 @@ def langchain_query(model: Any, bank: Bank, k: int) -> QueryFn:
 
 
 def http_query(client: Any, k: int, strategy: str | None) -> QueryFn:
-    """One POST /v1/select; strategy None sends none, so the server's default (mmr) applies."""
+    """One POST /v1/select; strategy None sends none, so the server's default applies."""
     body_base: dict[str, Any] = {"k": k} if strategy is None else {"k": k, "strategy": strategy}
-    expected = strategy or "mmr"
+    expected = strategy or DEFAULT_STRATEGY
 
     def run(question: str) -> tuple[list[str], float | None]:
         response = client.post("/v1/select", json={"prompt": question, **body_base})
@@ -543,7 +544,7 @@ def latency_table(results: dict[str, Measurement], rounds: int) -> str:
 
 
 def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool]:
-    """Ratios of p50s per round and of best rounds; the verdict uses the best rounds, mmr (the default)."""
+    """Ratios of p50s per round and of best rounds; the verdict uses the best rounds, the default strategy."""
 
     def p50(name: str, number: int | None) -> float:
         result = results[name]
@@ -552,7 +553,7 @@ def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool
     head = ["Ratio (p50)", *[f"round {n}" for n in range(1, rounds + 1)], "best rounds", "target", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     passed = True
-    for select in (SELECT_MMR, SELECT_KNN):
+    for select in (SELECT_DEFAULT, SELECT_KNN):
         for other, target in ((FLOOR, TARGET_VS_FLOOR), (LANGCHAIN, TARGET_VS_LANGCHAIN), (FLOOR_BACKEND, None)):
             per_round = [p50(select, n) / p50(other, n) for n in range(rounds)]
             best = p50(select, None) / p50(other, None)
@@ -562,7 +563,7 @@ def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool
                 lines.append("| " + " | ".join(cells) + " |")
                 continue
             ok = best <= target
-            if select == SELECT_MMR:
+            if select == SELECT_DEFAULT:
                 passed = passed and ok
                 verdict = "PASS" if ok else "FAIL"
             else:
@@ -577,7 +578,7 @@ def overhead_note(results: dict[str, Measurement]) -> str:
     """Where /v1/select's time goes: server-side (took_ms) vs HTTP, and server-side beyond the floor."""
     lines = []
     floor = pct(results[FLOOR_BACKEND].rounds[results[FLOOR_BACKEND].best_round()], 50)
-    for name in (SELECT_MMR, SELECT_KNN):
+    for name in (SELECT_DEFAULT, SELECT_KNN):
         result = results[name]
         best = result.best_round()
         client = result.rounds[best]
@@ -739,7 +740,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:
             raise RuntimeError(f"the bank holds {len(bank.ids)} embedded examples, expected {len(train)}")
         runners: dict[str, QueryFn] = {FLOOR: floor_query(reference_embed(embedder.model), bank, args.k)}
         runners[FLOOR_BACKEND] = floor_query(server_backend().embed, bank, args.k)
-        runners[SELECT_MMR] = http_query(client, args.k, None)
+        runners[SELECT_DEFAULT] = http_query(client, args.k, None)
         runners[SELECT_KNN] = http_query(client, args.k, "knn")
         runners[LANGCHAIN] = langchain_query(embedder.model, bank, args.k)
         ready = wait_ready(client, process, work_dir / "server.log")

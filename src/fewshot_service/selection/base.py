@@ -64,6 +64,15 @@ class Budget:
             self.remaining -= int(self.costs[position])
 
 
+def similarity_to(vectors: np.ndarray, position: int) -> np.ndarray:
+    """Cosine similarity of every candidate to one of them.
+
+    Greedy strategies need only the rows of their picks, so they take them one matrix-vector product at a
+    time: a whole m×m Gram matrix of a pool of 40 or more goes to multi-threaded BLAS, measured at 16 ms
+    instead of 0.01 while the other core served requests (k products of a pool of 40: 0.02 ms)."""
+    return np.asarray(vectors @ vectors[position])
+
+
 def redundancy_of(vectors: np.ndarray, chosen: list[int], position: int) -> float:
     return float(np.max(vectors[chosen] @ vectors[position])) if chosen else 0.0
 

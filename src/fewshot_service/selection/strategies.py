@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .base import Budget, Candidates, Params, Pick, redundancy_of
+from .base import Budget, Candidates, Params, Pick, redundancy_of, similarity_to
 
 
 def _take_in_order(pool: Candidates, params: Params, order: np.ndarray) -> list[int]:
@@ -30,7 +30,6 @@ def knn(pool: Candidates, params: Params) -> list[Pick]:
 
 def mmr(pool: Candidates, params: Params) -> list[Pick]:
     """Maximal marginal relevance: each pick maximises (1-d)·score − d·(similarity to the picks so far)."""
-    similarity = pool.vectors @ pool.vectors.T
     redundancy = np.zeros(len(pool), dtype=np.float32)
     available = np.ones(len(pool), dtype=bool)
     budget = Budget(pool.costs, params.max_tokens)
@@ -44,7 +43,7 @@ def mmr(pool: Candidates, params: Params) -> list[Pick]:
         chosen.append(best)
         available[best] = False
         budget.take(best)
-        redundancy = np.maximum(redundancy, similarity[best])
+        redundancy = np.maximum(redundancy, similarity_to(pool.vectors, best))
     return [_pick(pool, chosen, n, "relevant and unlike the picks before it") for n in range(len(chosen))]
 
 
@@ -58,9 +57,9 @@ def dpp(pool: Candidates, params: Params) -> list[Pick]:
         return knn(pool, params)
     alpha = 2.0 * (1.0 - params.diversity) / params.diversity
     quality = np.exp(alpha * (pool.score - pool.score.max()))  # shifted: same ratios, no overflow
-    kernel = quality[:, None] * (pool.vectors @ pool.vectors.T) * quality[None, :]
     count = len(pool)
-    gains = np.diag(kernel).astype(np.float64).copy()  # conditional variance of each candidate
+    # The kernel's diagonal: the conditional variance of each candidate before any pick.
+    gains = (quality**2 * np.einsum("ij,ij->i", pool.vectors, pool.vectors)).astype(np.float64)
     factors = np.zeros((params.k, count))
     available = np.ones(count, dtype=bool)
     budget = Budget(pool.costs, params.max_tokens)
@@ -73,7 +72,8 @@ def dpp(pool: Candidates, params: Params) -> list[Pick]:
         if gains[best] <= 1e-10:
             break  # the rest is (numerically) spanned by the picks
         step = len(chosen)
-        row = (kernel[best] - factors[:step, best] @ factors[:step]) / math.sqrt(gains[best])
+        kernel_row = quality[best] * similarity_to(pool.vectors, best) * quality
+        row = (kernel_row - factors[:step, best] @ factors[:step]) / math.sqrt(gains[best])
         factors[step] = row
         gains -= row**2
         chosen.append(best)

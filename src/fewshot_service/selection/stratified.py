@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Budget, Candidates, Params, Pick
+from .base import Budget, Candidates, Params, Pick, similarity_to
 from .preferences import estimate_topic_shares
 from .strategies import _pick
 
@@ -37,7 +37,6 @@ def stratified(pool: Candidates, params: Params) -> list[Pick]:
     keys = group_keys(pool, params.difficulty_steered)
     shares = estimate_topic_shares(pool.relevance, list(keys), VOTE_NEIGHBOURS, temperature=VOTE_TEMPERATURE)
     seats = seat_plan(pool.relevance, keys, shares, params.k)
-    similarity = pool.vectors @ pool.vectors.T
     redundancy = np.zeros(len(pool), dtype=np.float32)
     available = np.ones(len(pool), dtype=bool)
     budget = Budget(pool.costs, params.max_tokens)
@@ -58,7 +57,7 @@ def stratified(pool: Candidates, params: Params) -> list[Pick]:
         chosen.append(best)
         available[best] = False
         budget.take(best)
-        redundancy = np.maximum(redundancy, similarity[best])
+        redundancy = np.maximum(redundancy, similarity_to(pool.vectors, best))
         reasons[best] = _reason(key, shares)
     return [_pick(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
 

@@ -1,8 +1,9 @@
-"""Topic precision against redundancy for knn and MMR at several diversity settings, on the seed bank.
+"""Topic precision against redundancy for knn, MMR and stratified at several diversities, on the seed bank.
 
 Each seed example is used as a query against the rest of the bank (the leakage guard drops the example
 itself), k=4. Topic precision: share of picks in the query's topic. Intra-list similarity: mean pairwise
-cosine among the picks (lower is more diverse). This is the evidence behind the default diversity.
+cosine among the picks (lower is more diverse). A quick look at the trade-off on our own bank; the evidence
+behind the defaults is benchmarks/quality.py on public data sets.
 
     .venv/bin/python benchmarks/diversity_frontier.py [--seed-dir seed_examples]
 """
@@ -20,7 +21,7 @@ from fewshot_service.api import build_service
 from fewshot_service.models import SelectRequest
 from fewshot_service.settings import Settings
 
-SETTINGS = [("knn", 0.0), ("mmr", 0.1), ("mmr", 0.2), ("mmr", 0.3), ("mmr", 0.5)]
+SETTINGS = [("knn", 0.0)] + [(name, d) for name in ("mmr", "stratified") for d in (0.2, 0.4, 0.6, 0.8)]
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from fewshot_service.selection import (
     stratified,
 )
 from fewshot_service.selection.preferences import estimate_topic_shares
+from fewshot_service.selection.stratified import seat_plan
 
 
 def unit(*rows: list[float]) -> np.ndarray:
@@ -198,6 +199,23 @@ def test_stratified_keeps_each_topic_of_the_k_nearest_and_gives_the_rest_to_the_
     assert [STRATA_TOPICS[p] for p in positions(mmr(candidates, Params(4, 0.6)))].count("geometry") == 2
     assert not {0, 2} <= set(positions(picks))  # within algebra, never both of the duplicate pair
     assert "from algebra" in picks[0].reason and "of the neighbourhood's vote" in picks[0].reason
+
+
+def test_seat_plan_hedges_a_split_vote_and_gives_the_rest_to_the_leader() -> None:
+    relevance = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    keys: list[str | None] = ["a", "a", "b", "c", "d"]
+    # k=2: the two nearest are both "a"; "c" has at least half of a's vote, "b" and "d" less.
+    assert seat_plan(relevance, keys, {"a": 0.5, "b": 0.2, "c": 0.25, "d": 0.05}, 2) == {"a": 1, "c": 1}
+    assert seat_plan(relevance, keys, {"a": 0.8, "b": 0.1, "c": 0.1}, 3) == {"a": 2, "b": 1}  # b: 3 nearest
+
+
+def test_seat_plan_counts_ties_with_the_kth_nearest_as_near() -> None:
+    # Identical inputs filed under two topics tie; which one plain search returns is an accident of order.
+    relevance = np.array([0.9, 0.7, 0.7, 0.5])
+    keys: list[str | None] = ["a", "b", "c", "d"]
+    assert seat_plan(relevance, keys, {"a": 0.9, "b": 0.04, "c": 0.06}, 2) == {"a": 1, "c": 1}
+    assert seat_plan(relevance, keys, {"a": 0.9, "b": 0.06, "c": 0.04}, 2) == {"a": 1, "b": 1}
+    assert seat_plan(relevance, keys, {"a": 0.9}, 3) == {"a": 1, "b": 1, "c": 1}
 
 
 def test_stratified_never_loses_a_topic_of_the_k_nearest() -> None:

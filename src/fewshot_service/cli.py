@@ -268,7 +268,9 @@ def select_(
     topic: Annotated[list[str] | None, typer.Option(help="Only these topics (repeatable).")] = None,
     difficulty_min: Annotated[int | None, typer.Option(help="Lowest difficulty (1-5).")] = None,
     difficulty_max: Annotated[int | None, typer.Option(help="Highest difficulty (1-5).")] = None,
-    strategy: Annotated[str | None, typer.Option(help="knn or mmr (default mmr).")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="stratified, mmr, dpp, coverage, hybrid, knn or random (default: the service's).")
+    ] = None,
     diversity: Annotated[float | None, typer.Option(help="0 (pure relevance) to 1.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON response.")] = False,
 ) -> None:

@@ -170,14 +170,14 @@ def test_difficulty_match_prefers_the_estimated_level() -> None:
     assert given[2] > given[1]
 
 
-def test_a_temperature_makes_the_vote_trust_the_nearest() -> None:
+def test_the_topic_vote_trusts_the_nearest_neighbours_most() -> None:
     relevance = np.array([0.90, 0.80, 0.79, 0.78])
     topics: list[str | None] = ["cards", "fees", "fees", "fees"]
-    linear = estimate_topic_shares(relevance, topics, 4)
-    assert linear["fees"] == pytest.approx(2.37 / 3.27)  # three farther neighbours outvote the nearest
-    sharp = estimate_topic_shares(relevance, topics, 4, temperature=0.05)
+    shares = estimate_topic_shares(relevance, topics, 4)
     fees = np.exp(-2.0) + np.exp(-2.2) + np.exp(-2.4)  # e^((r - 0.90) / 0.05) each; the nearest weighs 1
-    assert sharp["cards"] == pytest.approx(1 / (1 + fees)) and sharp["cards"] > 0.7
+    assert shares["cards"] == pytest.approx(1 / (1 + fees)) and shares["cards"] > 0.7  # three farther ones lose
+    assert estimate_topic_shares(relevance, topics, 1) == {"cards": 1.0}  # only the nearest votes
+    assert estimate_topic_shares(relevance, [None] * 4, 4) == {}  # no topics, no estimate
 
 
 # Two topics: algebra holds the nearest candidate and most of the neighbourhood, geometry the second nearest

@@ -309,7 +309,15 @@ class FewshotService:
             costs=costs,
         )
         steered = request.difficulty_target is not None or request.difficulty == "match"
-        picks = strategy.pick(pool, Params(request.k, diversity, request.max_tokens, rng, difficulty_steered=steered))
+        params = Params(
+            request.k,
+            diversity,
+            request.max_tokens,
+            rng,
+            difficulty_steered=steered,
+            neighbours=self.settings.preference_neighbours,
+        )
+        picks = strategy.pick(pool, params)
         picks = arrange(picks, request.order, {p.position: float(difficulties[p.position]) for p in picks})
         chosen_ids = [ids[p.position] for p in picks]
         stored = {i: pool_examples[i] for i in chosen_ids if i in pool_examples} or self._examples(

@@ -91,7 +91,10 @@ class Settings(BaseSettings):
         0.3, ge=0.0, le=1.0, description="Score lost for a difficulty gap of 4 (difficulty_target or match)."
     )
     preference_neighbours: int = Field(
-        10, ge=1, le=100, description="Nearest neighbours that estimate the prompt's topic and difficulty."
+        20,
+        ge=1,
+        le=100,
+        description="Nearest neighbours that vote on the prompt's topic; the nearest half estimate its difficulty.",
     )
     leakage_threshold: float = Field(
         0.97, gt=0.0, le=1.0, description="Examples this similar to the prompt are never returned."

@@ -34,6 +34,7 @@ class Params:
     # The request steers difficulty (a target or "match"): difficulty is then the preferences' job, and the
     # stratified strategy does not also keep the neighbourhood's mix of levels.
     difficulty_steered: bool = False
+    neighbours: int = 20  # the nearest candidates that vote on the prompt's topic (FEWSHOT_PREFERENCE_NEIGHBOURS)
 
 
 @dataclass(frozen=True)

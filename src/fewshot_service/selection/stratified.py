@@ -6,9 +6,9 @@ wrong. Stratified keeps both:
 
 1. every group among the k nearest candidates keeps one seat, so the set never loses a topic that plain
    similarity search would have shown;
-2. the wider neighbourhood votes, a softmax of relevance over the 20 nearest (it trusts the very nearest
-   far more than the 20th, where a linear vote let distant neighbours outvote close ones on BANKING77): a
-   group with at least half the leader's vote gets a seat too, and the leader takes the seats left;
+2. the wider neighbourhood votes (the 20 nearest, the same softmax vote that estimates the prompt's topic,
+   preferences.estimate_topic_shares): a group with at least half the leader's vote gets a seat too, and
+   the leader takes the seats left;
 3. MMR fills the seats, so examples of one group are unlike each other, from a pool twice as deep as mmr's
    (there are fewer candidates per group than in the whole pool).
 
@@ -26,8 +26,6 @@ from .base import Budget, Candidates, Params, Pick, similarity_to
 from .preferences import estimate_topic_shares
 from .strategies import _pick
 
-VOTE_NEIGHBOURS = 20
-VOTE_TEMPERATURE = 0.05  # cosine units: a neighbour 0.05 less similar than the nearest counts e⁻¹ as much
 POOL_SCALE = 2
 # A topic outside the k nearest gets a seat of its own when the vote gives it at least this share of the
 # leader's: a split vote is hedged (label hit rose on all three data sets, topic precision stayed above knn's).
@@ -38,7 +36,7 @@ TIE = 1e-6  # relevances this close are the same similarity (float32 inner produ
 def stratified(pool: Candidates, params: Params) -> list[Pick]:
     """MMR over the seats of the neighbourhood's groups (seat_plan)."""
     keys = group_keys(pool, params.difficulty_steered)
-    shares = estimate_topic_shares(pool.relevance, list(keys), VOTE_NEIGHBOURS, temperature=VOTE_TEMPERATURE)
+    shares = estimate_topic_shares(pool.relevance, keys, params.neighbours)
     seats = seat_plan(pool.relevance, keys, shares, params.k)
     redundancy = np.zeros(len(pool), dtype=np.float32)
     available = np.ones(len(pool), dtype=bool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,18 @@ def test_diversifying_is_less_redundant_than_knn_and_stays_on_topic(
         on_topic.append(np.mean([e["topic"] == topic for e in diverse]))
     assert np.mean(diverse_redundancy) < np.mean(knn_redundancy)
     assert np.mean(on_topic) >= 0.75
+
+
+def test_the_default_keeps_every_topic_similarity_search_shows_and_names_the_vote(seed_client: TestClient) -> None:
+    for prompt in TOPIC_PROMPTS.values():
+        nearest = select(seed_client, prompt=prompt, k=4, strategy="knn", topic_preference=0)["examples"]
+        default = select(seed_client, prompt=prompt, k=4)
+        assert {e["topic"] for e in nearest} <= {e["topic"] for e in default["examples"]}, prompt
+        # The estimated topic is the vote that seated the picks: no topic has more of them, and they say so.
+        leader = default["estimated_topic"]
+        counts = Counter(e["topic"] for e in default["examples"])
+        assert counts[leader] == max(counts.values()), prompt
+        assert all(f"from {leader} (" in e["why"]["reason"] for e in default["examples"] if e["topic"] == leader)
 
 
 def test_default_strategy_is_stratified_and_diversity_is_honoured(seed_client: TestClient) -> None:

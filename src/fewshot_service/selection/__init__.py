@@ -13,8 +13,8 @@ STRATEGIES: dict[str, Strategy] = {
             "stratified",
             stratified,
             True,
-            "mmr inside the neighbourhood's topic mix: each topic of the k nearest keeps a seat, the vote's leader "
-            "takes the rest",
+            "mmr inside the neighbourhood's topic mix: each topic of the k nearest keeps a seat, the topics the "
+            "20 nearest vote for take the rest",
             uses_diversity=True,
             pool_scale=POOL_SCALE,
         ),

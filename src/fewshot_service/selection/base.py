@@ -78,6 +78,18 @@ def redundancy_of(vectors: np.ndarray, chosen: list[int], position: int) -> floa
     return float(np.max(vectors[chosen] @ vectors[position])) if chosen else 0.0
 
 
+def pick_at(pool: Candidates, chosen: list[int], n: int, reason: str) -> Pick:
+    """The n-th of the chosen positions as a Pick, its redundancy measured against the picks before it."""
+    position = chosen[n]
+    return Pick(
+        position,
+        float(pool.relevance[position]),
+        float(pool.score[position]),
+        redundancy_of(pool.vectors, chosen[:n], position),
+        reason,
+    )
+
+
 PickFunction = Callable[[Candidates, Params], list[Pick]]
 
 

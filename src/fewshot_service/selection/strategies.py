@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .base import Budget, Candidates, Params, Pick, redundancy_of, similarity_to
+from .base import Budget, Candidates, Params, Pick, pick_at, similarity_to
 
 
 def _take_in_order(pool: Candidates, params: Params, order: np.ndarray) -> list[int]:
@@ -25,7 +25,7 @@ def _take_in_order(pool: Candidates, params: Params, order: np.ndarray) -> list[
 def knn(pool: Candidates, params: Params) -> list[Pick]:
     """The k best-scoring candidates that fit the budget; diversity is ignored."""
     chosen = _take_in_order(pool, params, np.argsort(-pool.score, kind="stable"))
-    return [_pick(pool, chosen, n, "among the most relevant") for n in range(len(chosen))]
+    return [pick_at(pool, chosen, n, "among the most relevant") for n in range(len(chosen))]
 
 
 def mmr(pool: Candidates, params: Params) -> list[Pick]:
@@ -44,7 +44,7 @@ def mmr(pool: Candidates, params: Params) -> list[Pick]:
         available[best] = False
         budget.take(best)
         redundancy = np.maximum(redundancy, similarity_to(pool.vectors, best))
-    return [_pick(pool, chosen, n, "relevant and unlike the picks before it") for n in range(len(chosen))]
+    return [pick_at(pool, chosen, n, "relevant and unlike the picks before it") for n in range(len(chosen))]
 
 
 def dpp(pool: Candidates, params: Params) -> list[Pick]:
@@ -89,7 +89,7 @@ def dpp(pool: Candidates, params: Params) -> list[Pick]:
             available[position] = False
             budget.take(int(position))
             reasons[int(position)] = "next by relevance (nothing more diverse left)"
-    return [_pick(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
+    return [pick_at(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
 
 
 def coverage(pool: Candidates, params: Params) -> list[Pick]:
@@ -115,7 +115,7 @@ def coverage(pool: Candidates, params: Params) -> list[Pick]:
                 chosen.append(position)
                 budget.take(position)
                 reasons[position] = f"best of group {group} in the prompt's neighbourhood"
-    return [_pick(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
+    return [pick_at(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
 
 
 def _groups(pool: Candidates, k: int) -> dict[str, list[int]]:
@@ -147,7 +147,7 @@ def hybrid(pool: Candidates, params: Params, rrf_k: int = 60) -> list[Pick]:
     fused = 1.0 / (rrf_k + dense_rank + 1) + 1.0 / (rrf_k + lexical_rank + 1)
     chosen = _take_in_order(pool, params, np.argsort(-fused, kind="stable"))
     return [
-        _pick(pool, chosen, n, f"dense rank {dense_rank[p] + 1}, lexical rank {lexical_rank[p] + 1}")
+        pick_at(pool, chosen, n, f"dense rank {dense_rank[p] + 1}, lexical rank {lexical_rank[p] + 1}")
         for n, p in enumerate(chosen)
     ]
 
@@ -170,15 +170,4 @@ def _bm25_ranks(query: str, documents: list[str]) -> np.ndarray:
 def random_pick(pool: Candidates, params: Params) -> list[Pick]:
     """A uniform random choice among the filtered examples: the baseline every strategy must beat."""
     chosen = _take_in_order(pool, params, params.rng.permutation(len(pool)))
-    return [_pick(pool, chosen, n, "drawn at random") for n in range(len(chosen))]
-
-
-def _pick(pool: Candidates, chosen: list[int], n: int, reason: str) -> Pick:
-    position = chosen[n]
-    return Pick(
-        position,
-        float(pool.relevance[position]),
-        float(pool.score[position]),
-        redundancy_of(pool.vectors, chosen[:n], position),
-        reason,
-    )
+    return [pick_at(pool, chosen, n, "drawn at random") for n in range(len(chosen))]

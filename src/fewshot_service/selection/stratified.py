@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Budget, Candidates, Params, Pick, similarity_to
+from .base import Budget, Candidates, Params, Pick, pick_at, similarity_to
 from .preferences import estimate_topic_shares
-from .strategies import _pick
 
 POOL_SCALE = 2
 # A topic outside the k nearest gets a seat of its own when the vote gives it at least this share of the
@@ -60,7 +59,7 @@ def stratified(pool: Candidates, params: Params) -> list[Pick]:
         budget.take(best)
         redundancy = np.maximum(redundancy, similarity_to(pool.vectors, best))
         reasons[best] = _reason(key, shares)
-    return [_pick(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
+    return [pick_at(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
 
 
 def group_keys(pool: Candidates, difficulty_steered: bool) -> list[str | None]:

@@ -21,7 +21,11 @@ from fewshot_service.api import build_service
 from fewshot_service.models import SelectRequest
 from fewshot_service.settings import Settings
 
-SETTINGS = [("knn", 0.0)] + [(name, d) for name in ("mmr", "stratified") for d in (0.2, 0.4, 0.6, 0.8)]
+# (strategy, diversity, topic preference; None: the service's default). knn without a topic preference is plain
+# similarity search, the reference the default must be as on-topic as.
+SETTINGS: list[tuple[str, float, float | None]] = [("knn", 0.0, 0.0), ("knn", 0.0, None)] + [
+    (name, d, None) for name in ("mmr", "stratified") for d in (0.2, 0.4, 0.6, 0.8)
+]
 
 
 def main() -> None:
@@ -35,16 +39,20 @@ def main() -> None:
         service = build_service(Settings(data_dir=root / "data", index_dir=root / "indexes", seed_dir=args.seed_dir))
         service.start()
         print(f"{len(rows)} queries, k={args.k}\n")
-        print("| strategy | diversity | topic precision | intra-list similarity |\n| --- | --- | --- | --- |")
-        for strategy, diversity in SETTINGS:
+        print("| strategy | diversity | topic preference | topic precision | intra-list similarity |")
+        print("| --- | --- | --- | --- | --- |")
+        for strategy, diversity, preference in SETTINGS:
             precision, redundancy = [], []
             for row in rows:
-                request = SelectRequest(prompt=row["input"], k=args.k, strategy=strategy, diversity=diversity)
+                request = SelectRequest(
+                    prompt=row["input"], k=args.k, strategy=strategy, diversity=diversity, topic_preference=preference
+                )
                 picks = service.select(request).examples
                 precision.append(np.mean([pick.topic == row["topic"] for pick in picks]))
                 vectors = service.embedder.embed([pick.input for pick in picks])
                 redundancy.append((vectors @ vectors.T)[np.triu_indices(len(picks), 1)].mean())
-            print(f"| {strategy} | {diversity} | {np.mean(precision):.3f} | {np.mean(redundancy):.3f} |")
+            shown = "default" if preference is None else preference
+            print(f"| {strategy} | {diversity} | {shown} | {np.mean(precision):.3f} | {np.mean(redundancy):.3f} |")
         service.bank.close()
 
 

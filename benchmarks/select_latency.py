@@ -61,8 +61,7 @@ READY_TIMEOUT_S = 600.0
 
 FLOOR = "floor: sentence-transformers embed + exact FAISS (in-process)"
 FLOOR_BACKEND = "floor with the server's backend: ONNX Runtime embed + exact FAISS (in-process)"
-DEFAULT_STRATEGY = "stratified"  # the service's default; each response is checked to have used it
-SELECT_DEFAULT = f"/v1/select {DEFAULT_STRATEGY} (default), HTTP"
+SELECT_DEFAULT = "/v1/select default strategy, HTTP"
 SELECT_KNN = "/v1/select knn, HTTP"
 LANGCHAIN = "LangChain SemanticSimilarityExampleSelector + FAISS"
 METHODS = (FLOOR, FLOOR_BACKEND, SELECT_DEFAULT, SELECT_KNN, LANGCHAIN)
@@ -278,9 +277,12 @@ def langchain_query(model: Any, bank: Bank, k: int) -> QueryFn:
 
 
 def http_query(client: Any, k: int, strategy: str | None) -> QueryFn:
-    """One POST /v1/select; strategy None sends none, so the server's default applies."""
+    """One POST /v1/select; strategy None sends none, so the server's default (read from the same settings
+    the server reads) applies, and each response is checked to have used it."""
+    from fewshot_service.settings import Settings
+
     body_base: dict[str, Any] = {"k": k} if strategy is None else {"k": k, "strategy": strategy}
-    expected = strategy or DEFAULT_STRATEGY
+    expected = strategy or Settings().default_strategy
 
     def run(question: str) -> tuple[list[str], float | None]:
         response = client.post("/v1/select", json={"prompt": question, **body_base})

@@ -121,10 +121,10 @@ def service_env(work_dir: Path) -> dict[str, str]:
 # The same command functions the CLI runs, called without typer's argument parsing: the fallback for
 # when the `fewshot` CLI itself cannot start.
 _DIRECT_IMPORT = (
-    "import sys; from pathlib import Path; from fewshot_service.cli import import_; "
+    "import sys; from pathlib import Path; from fewshot_service.cli.main import import_; "
     "import_(Path(sys.argv[1]), status=None, strict=False, embed=True)"
 )
-_DIRECT_SERVE = "import sys; from fewshot_service.cli import serve; serve(host=sys.argv[1], port=int(sys.argv[2]))"
+_DIRECT_SERVE = "import sys; from fewshot_service.cli.main import serve; serve(host=sys.argv[1], port=int(sys.argv[2]))"
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,16 @@ class Launcher:
 
     def serve_command(self, port: int) -> list[str]:
         if self.cli_works:
-            return [sys.executable, "-m", "fewshot_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+            return [
+                sys.executable,
+                "-m",
+                "fewshot_service.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
         return [sys.executable, "-c", _DIRECT_SERVE, "127.0.0.1", str(port)]
 
     def describe(self) -> str:
@@ -161,7 +170,7 @@ class Launcher:
             return "Bank built with `fewshot import`, server started with `fewshot serve`."
         return (
             f"The `fewshot` CLI failed to start ({self.problem}), so the bank and server were run by calling "
-            "fewshot_service.cli.import_() and serve() directly (same code, without typer's parsing)."
+            "fewshot_service.cli.main.import_() and serve() directly (same code, without typer's parsing)."
         )
 
 

@@ -13,10 +13,21 @@ from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
 from fewshot_service.embedding import Embedder, SentenceTransformerEmbedder
 from fewshot_service.index import IndexStore
-from fewshot_service.service import FewshotService
+from fewshot_service.serving.service import FewshotService
 from fewshot_service.settings import Settings
 
 from .helpers import SEED_DIR
+
+LEVELS = ("unit", "api", "cli", "system", "postgres", "data", "deploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's level, so `-m` selects by level without a marker in every file."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_dir).parts
+        if len(relative) > 1 and relative[0] in LEVELS:
+            item.add_marker(getattr(pytest.mark, relative[0]))
 
 
 @pytest.fixture(scope="session")

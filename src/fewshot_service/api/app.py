@@ -13,21 +13,21 @@ from fastapi import Depends, FastAPI
 from .. import __version__
 from ..auth import Authenticator, is_loopback
 from ..bank import SqlBank
-from ..curation import Curator
+from ..curation.seeding import seed_inputs
+from ..curation.service import Curator
 from ..embedding import Embedder, load_embedder
 from ..errors import FewshotError
-from ..follower import ChangeFollower
 from ..index import IndexStore
-from ..quality import QualityService
-from ..seeding import seed_inputs
-from ..service import FewshotService
+from ..quality.service import QualityService
+from ..serving.follower import ChangeFollower
+from ..serving.service import FewshotService
 from ..settings import Settings
 from .errors import install_error_handlers
-from .limits import BodySizeLimit, ConcurrencyLimit
 from .metrics import Metrics, time_embeddings
-from .observe import Observe
+from .middleware.limits import BodySizeLimit, ConcurrencyLimit
+from .middleware.observe import Observe
+from .middleware.ratelimit import RateLimiter
 from .query import single_valued_query
-from .ratelimit import RateLimiter
 from .routes import admin, examples, expand, health, keys, review, select
 from .routes import metrics as metrics_routes
 from .routes import quality as quality_routes

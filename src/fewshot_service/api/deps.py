@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from ..curation import Curator
-from ..service import FewshotService
+from ..curation.service import Curator
+from ..serving.service import FewshotService
 from ..settings import Settings
-from .security import CurrentPrincipal
+from .middleware.security import CurrentPrincipal
 
 
 def _service(request: Request) -> FewshotService:

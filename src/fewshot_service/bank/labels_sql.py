@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ..curation_types import HistoryEntry
+from ..curation.types import HistoryEntry
 from ..errors import Conflict, NotFound
 from ..models import Example, Label, LabelCreate
 from .base import SqlBase, now, row_to_example, row_to_label, utc

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from ..curation_types import Preference, PreferenceCreate, PreferenceLabel, PreferenceLabelCreate
+from ..curation.types import Preference, PreferenceCreate, PreferenceLabel, PreferenceLabelCreate
 from ..errors import NotFound
 from ..models import Example
 from .base import SqlBase, now, row_to_example, utc

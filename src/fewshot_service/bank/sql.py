@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, Text, cast, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..curation_types import ExampleQuery
+from ..curation.types import ExampleQuery
 from ..errors import Conflict
 from ..models import Example, ExampleCreate, ExampleImport, IndexRow
 from .base import input_hash, now, row_to_example

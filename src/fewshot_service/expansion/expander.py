@@ -26,8 +26,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from ..bank.coverage_sql import cell_counts
-from ..curation import Curator
-from ..curation_types import ExampleQuery
+from ..curation.service import Curator
+from ..curation.types import ExampleQuery
 from ..errors import Conflict, FewshotError, InvalidInput, LLMError
 from ..models import ExampleCreate
 from ..settings import Settings

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..bank import SqlBank
-from ..curation_types import ExampleQuery
+from ..curation.types import ExampleQuery
 from ..models import Example, Status
 
 # How much the random preference weighs against diversity; low, so diversity dominates and the random

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from ...index import IndexManifest
 from ..deps import Service
+from ..middleware.security import require
 from ..responses import PROTECTED
-from ..security import require
 
 router = APIRouter(tags=["operations"], dependencies=[require("admin")], responses=PROTECTED)
 

@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ...curation_types import (
+from ...curation.importer import describe
+from ...curation.types import (
     MAX_BATCH,
     CreateResult,
     ExampleBatch,
@@ -24,11 +25,10 @@ from ...curation_types import (
     OnDuplicate,
 )
 from ...errors import ImportFileError, InvalidInput, PayloadTooLarge
-from ...importer import describe
 from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
 from ..deps import Actor, CuratorDep
+from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY, errors, inline_schema
-from ..security import require
 
 router = APIRouter(tags=["curation"], dependencies=[require("curator")], responses=PROTECTED)
 IMPORT_BATCH = 200

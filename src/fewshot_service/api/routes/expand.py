@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 
 from ...expansion import Expander, ExpandRequest, ExpansionReport
 from ..deps import Actor, CuratorDep
+from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY, errors
-from ..security import require
 
 router = APIRouter(tags=["operations"], dependencies=[require("admin")], responses=PROTECTED)
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from ...auth import Authenticator, KeyCreate, KeyCreated, KeyInfo
 from ..deps import Actor
+from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY, errors
-from ..security import require
 
 router = APIRouter(tags=["operations"], dependencies=[require("admin")], responses=PROTECTED)
 log = logging.getLogger(__name__)

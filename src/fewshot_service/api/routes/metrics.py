@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..metrics import Metrics
+from ..middleware.security import require
 from ..responses import PROTECTED
-from ..security import require
 
 router = APIRouter(tags=["operations"], dependencies=[require("reader")], responses=PROTECTED)
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ...models import Status
-from ...quality import ExampleScore, QualityService, ScoreResult, TrainResult
-from ...quality_model import QualityModelInfo
+from ...quality.model import QualityModelInfo
+from ...quality.service import ExampleScore, QualityService, ScoreResult, TrainResult
 from ..deps import CuratorDep, Service
+from ..middleware.security import require
 from ..responses import PROTECTED, errors
-from ..security import require
 
 router = APIRouter(tags=["quality model"], dependencies=[require("admin")], responses=PROTECTED)
 

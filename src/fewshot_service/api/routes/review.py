@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from ...curation_types import (
+from ...curation.types import (
     Preference,
     PreferenceCreate,
     PreferenceLabel,
@@ -16,8 +16,8 @@ from ...curation_types import (
 )
 from ...models import Annotator
 from ..deps import CuratorDep
+from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY, errors
-from ..security import require
 
 router = APIRouter(tags=["review"], dependencies=[require("curator")], responses=PROTECTED)
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 
 from ...models import SelectRequest, SelectResponse
 from ..deps import Service
+from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY
-from ..security import require
 
 router = APIRouter(tags=["select"], dependencies=[require("reader")], responses=PROTECTED)
 log = logging.getLogger(__name__)

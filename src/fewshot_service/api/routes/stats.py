@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ...agreement import AgreementReport
 from ...errors import NotFound
 from ...models import Status
-from ...stats import StatsReport, bank_stats, label_agreement
+from ...monitoring.agreement import AgreementReport
+from ...monitoring.stats import StatsReport, bank_stats, label_agreement
 from ..deps import Service
+from ..middleware.security import require
 from ..responses import PROTECTED, errors
-from ..security import require
 
 router = APIRouter(tags=["monitoring"], dependencies=[require("curator")], responses=PROTECTED)
 
@@ -44,7 +44,7 @@ def chart(
     ] = None,
 ) -> Response:
     """topic_difficulty (heatmap, coverage), difficulty_by_topic (histograms) or source_mix, as a PNG."""
-    from ...charts import CHARTS, render_chart  # matplotlib loads on the first chart, not with the app
+    from ...monitoring.charts import CHARTS, render_chart  # matplotlib loads on the first chart, not with the app
 
     if name not in CHARTS:
         raise NotFound(f"no chart {name!r}; the charts are {', '.join(CHARTS)}", field="name")

@@ -1,0 +1,1 @@
+"""ASGI middleware: body and concurrency limits, rate limits, request logging, security headers."""

@@ -1,0 +1,75 @@
+"""Route dependencies for authentication, roles and the per-key rate limit.
+
+Every router but the probes and docs declares ``require(role)``. The principal is resolved once per
+request (FastAPI caches the dependency): 401 for a missing or unknown key, 429 when its bucket is empty,
+403 when its role is too low. Async on purpose: a cached key costs no thread hop; only a key not seen for
+a few seconds, or the periodic "do keys exist now?" check, reads the bank, in the thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from ...auth import ANONYMOUS, Authenticator, Principal, Role
+from ...errors import Forbidden, RateLimited, Unauthorized
+from .ratelimit import RateLimiter, retry_after
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+
+
+def _limit(request: Request, bucket: str) -> None:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.take(bucket)
+    if wait:
+        raise RateLimited(
+            f"too many requests from {bucket.split(':', 1)[0]} {bucket.split(':', 1)[1]!r}; retry later",
+            retry_after=retry_after(wait),
+        )
+
+
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> Principal:
+    auth: Authenticator = request.app.state.auth
+    client = f"address:{request.client.host if request.client else 'unknown'}"
+    enabled = auth.enabled() if auth.settled() else await run_in_threadpool(auth.enabled)
+    if not enabled:
+        _limit(request, client)
+        principal = ANONYMOUS
+    else:
+        key = credentials.credentials if credentials is not None else None
+        found = None
+        if key:
+            found = auth.cached(key) or await run_in_threadpool(auth.lookup, key)
+        if found is None:
+            # Failed attempts are charged to the address, so guessing keys is slow as well as hopeless.
+            _limit(request, client)
+            raise Unauthorized(
+                "an API key is required: send Authorization: Bearer <key>" if not key else "unknown or revoked API key",
+                field="Authorization",
+            )
+        _limit(request, f"key:{found.key_id or found.name}")
+        principal = found
+    request.state.principal = principal  # for the access log
+    return principal
+
+
+def require(role: Role) -> Any:
+    """A dependency for a router or route: the caller's key must have at least this role."""
+
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.may(role):
+            raise Forbidden(
+                f"this operation needs the {role} role; the key {principal.name!r} has the {principal.role} role",
+                field="Authorization",
+            )
+        return principal
+
+    return Depends(check)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,5 @@
+"""`python -m fewshot_service.cli`: the same as the `fewshot` command."""
+
+from . import app
+
+app()

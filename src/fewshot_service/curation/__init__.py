@@ -1,0 +1,1 @@
+"""Curation: curator rules, label policy, review queue, import, seeding, and their types."""

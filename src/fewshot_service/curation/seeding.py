@@ -1,0 +1,34 @@
+"""The seed bank shipped with the service: curated examples loaded into an empty bank at first start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..bank import ExampleBank, ImportCounts
+from .importer import import_file
+
+
+def default_seed_dir() -> Path:
+    """The packaged seed_examples/ folder (a wheel carries it inside the package, a checkout beside src/)."""
+    packaged = Path(__file__).resolve().parent / "seed_examples"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "seed_examples"
+
+
+def load_seed_bank(bank: ExampleBank, seed_dir: Path) -> ImportCounts:
+    """Import every seed_examples/*.jsonl file strictly: a broken seed file is a bug, not a warning."""
+    counts = ImportCounts()
+    for path in sorted(seed_dir.glob("*.jsonl")):
+        counts += import_file(bank, path, strict=True).counts
+    return counts
+
+
+def seed_inputs(seed_dir: Path | None = None) -> list[str]:
+    """The seed examples' inputs: the fixed texts a faster embedding backend must reproduce."""
+    texts: list[str] = []
+    for path in sorted((seed_dir or default_seed_dir()).glob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            texts += [json.loads(line)["input"] for line in lines if line.strip()]
+    return texts

@@ -1,0 +1,214 @@
+"""Curation: add, edit, delete, label and review examples, with every change visible to the next select.
+
+Writes go to the bank first (the source of truth, one transaction each) and then into the served index
+from what the bank committed, under one lock, so the index never runs ahead of or behind the bank in
+this process: a deleted or rejected example stops being selectable before the call returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..bank import SqlBank
+from ..bank.base import input_hash
+from ..errors import Conflict
+from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, LabelCreate, SelectFilters
+from ..serving.rebuild import embed_missing
+from ..serving.service import FewshotService
+from .labels import LabelPolicy, check_label, with_first_wrong_step
+from .types import (
+    CreateResult,
+    Duplicate,
+    ExampleQuery,
+    ExampleRecord,
+    ExampleUpdate,
+    LabelResult,
+    OnDuplicate,
+    Preference,
+    PreferenceCreate,
+    PreferenceLabel,
+    PreferenceLabelCreate,
+    ReviewItem,
+)
+
+
+class DuplicateFound(Conflict):
+    code = "duplicate"
+
+    def __init__(self, duplicates: list[Duplicate]) -> None:
+        first = duplicates[0]
+        super().__init__(
+            f"{len(duplicates)} duplicate(s) found, e.g. example {first.position} duplicates {first.duplicate_of} "
+            f"({first.kind}, similarity {first.similarity:.3f}); nothing was stored (on_duplicate=reject)",
+            field="examples" if len(duplicates) > 1 or first.position else "input",
+        )
+        self.duplicates = duplicates
+
+    def details(self) -> dict[str, Any]:
+        return {"duplicates": [d.model_dump() for d in self.duplicates]}
+
+
+class Curator:
+    def __init__(self, service: FewshotService) -> None:
+        self.service = service
+        self.bank: SqlBank = service.bank
+        settings = service.settings
+        self.policy = LabelPolicy(
+            settings.label_approvals_needed, settings.label_min_mean_score, settings.label_rejections_needed
+        )
+
+    # -- adding ---------------------------------------------------------------------------------
+    def add(self, records: Sequence[ExampleCreate], on_duplicate: OnDuplicate, actor: str) -> CreateResult:
+        self.service.served()  # 503 while starting
+        embedder = self.service.embedder
+        vectors = embedder.embed([r.input for r in records])  # the slow part, outside any lock
+        duplicates = self.find_duplicates(records, vectors)
+        if duplicates and on_duplicate == "reject":
+            raise DuplicateFound(duplicates)
+        skipped = sorted({d.position for d in duplicates}) if on_duplicate == "skip" else []
+        keep = [n for n in range(len(records)) if n not in set(skipped)]
+        if not keep:
+            return CreateResult(examples=[], duplicates=duplicates, skipped=skipped)
+        with self.service.write_lock:
+            created = self.bank.insert([records[n] for n in keep], vectors[keep], embedder.model_id, actor)
+            self._sync_index([e.id for e in created])
+        return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
+
+    def find_duplicates(self, records: Sequence[ExampleCreate], vectors: np.ndarray) -> list[Duplicate]:
+        """Exact (normalised text) and semantic (cosine >= threshold) duplicates, against the bank and the batch."""
+        threshold = self.service.settings.duplicate_threshold
+        hashes = [input_hash(r.input) for r in records]
+        stored = self.bank.find_exact(hashes)
+        index = self.service.served().index
+        everything = SelectFilters(statuses=list(ALL_STATUSES))
+        found: list[Duplicate] = []
+        first_with_hash: dict[str, int] = {}
+        for n, digest in enumerate(hashes):
+            if digest in stored:
+                found.append(Duplicate(position=n, duplicate_of=stored[digest], similarity=1.0, kind="exact"))
+            elif digest in first_with_hash:
+                found.append(
+                    Duplicate(position=n, duplicate_of=f"batch:{first_with_hash[digest]}", similarity=1.0, kind="exact")
+                )
+            else:
+                first_with_hash[digest] = n
+                hits = index.search(vectors[n], 1, everything)
+                batch_sims = vectors[:n] @ vectors[n] if n else np.zeros(0, dtype=np.float32)
+                best_batch = int(np.argmax(batch_sims)) if n else -1
+                if len(hits.slots) and hits.scores[0] >= threshold:
+                    found.append(
+                        Duplicate(
+                            position=n,
+                            duplicate_of=index.ids(hits.slots[:1])[0],
+                            similarity=round(float(hits.scores[0]), 4),
+                            kind="semantic",
+                        )
+                    )
+                elif n and batch_sims[best_batch] >= threshold:
+                    found.append(
+                        Duplicate(
+                            position=n,
+                            duplicate_of=f"batch:{best_batch}",
+                            similarity=round(float(batch_sims[best_batch]), 4),
+                            kind="semantic",
+                        )
+                    )
+        return found
+
+    # -- editing --------------------------------------------------------------------------------
+    def update(self, example_id: str, edit: ExampleUpdate, if_match: int | None, actor: str) -> Example:
+        changes = edit.changes()
+        expected = edit.version if edit.version is not None else if_match
+        vector = None
+        embedder = self.service.embedder
+        if "input" in changes and changes["input"] != self.bank.get(example_id).input:
+            vector = embedder.embed([changes["input"]])[0]  # only a changed input is re-embedded
+        with self.service.write_lock:
+            example = self.bank.update(
+                example_id, changes, expected_version=expected, actor=actor, vector=vector, model_id=embedder.model_id
+            )
+            self._sync_index([example_id])
+        return example
+
+    def delete(self, example_id: str, actor: str) -> None:
+        with self.service.write_lock:
+            self.bank.delete(example_id, actor)
+            self._sync_index([example_id])
+
+    def label(self, example_id: str, label: LabelCreate, actor: str) -> LabelResult:
+        label = with_first_wrong_step(label)
+        with self.service.write_lock:
+            stored, example = self.bank.add_label(
+                example_id, label, check=check_label, policy=self.policy.decide, actor=actor
+            )
+            self._sync_index([example_id])
+        self.bank.release_lease(example_id, label.annotator)
+        return LabelResult(label=stored, example=example)
+
+    def import_records(self, records: Sequence[ExampleImport], actor: str) -> list[str]:
+        """Upsert exported/imported records, embed what needs it, and make them selectable."""
+        self.service.served()
+        counts = self.bank.upsert(records, actor=actor)
+        embed_missing(self.bank, self.service.embedder)
+        with self.service.write_lock:
+            self._sync_index(counts.ids)
+        return counts.ids
+
+    def _sync_index(self, ids: Iterable[str]) -> None:
+        """Bring the served index in line with what the bank holds for these ids (caller holds write_lock)."""
+        ids = list(ids)
+        rows, gone = self.bank.index_rows(ids, self.service.embedder.model_id)
+        index = self.service.served().index
+        index.upsert(rows)
+        index.remove(gone)
+
+    def sync_index(self, ids: Iterable[str]) -> None:
+        """_sync_index for writers of service-owned fields outside curation (the quality model's scores);
+        the caller holds service.write_lock across its bank write and this call."""
+        self._sync_index(ids)
+
+    # -- review ---------------------------------------------------------------------------------
+    def review_next(self, annotator: str, blind: bool) -> ReviewItem | None:
+        leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds)
+        if leased is None:
+            return None
+        example, reason, expires = leased
+        others = None if blind else [lab for lab in self.bank.labels_of(example.id) if lab.annotator != annotator]
+        return ReviewItem(example=example, reason=reason, labels=others, lease_expires_at=expires)
+
+    # -- preferences ----------------------------------------------------------------------------
+    def add_preference(self, pair: PreferenceCreate) -> Preference:
+        return self.bank.add_preference(pair)
+
+    def label_preference(self, preference_id: str, label: PreferenceLabelCreate) -> PreferenceLabel:
+        return self.bank.add_preference_label(preference_id, label)
+
+    def preference_jsonl(self) -> Iterator[str]:
+        """{prompt, chosen, rejected} per label that prefers one response (ties and both_bad carry no pair)."""
+        for pair, label in self.bank.iter_preference_labels():
+            if label.choice in ("a", "b"):
+                chosen, rejected = (pair["a"], pair["b"]) if label.choice == "a" else (pair["b"], pair["a"])
+                record = {"prompt": pair["prompt"], "chosen": chosen, "rejected": rejected,
+                          "annotator": label.annotator, "preference_id": label.preference_id}  # fmt: skip
+                yield json.dumps(record, ensure_ascii=False) + "\n"
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_jsonl(self, query: ExampleQuery, batch_size: int = 500) -> Iterator[str]:
+        """Examples with their labels, one JSON object per line; `fewshot import` reads it back."""
+        batch: list[Example] = []
+        for example in self.bank.iter_examples(batch_size, query):
+            batch.append(example)
+            if len(batch) >= batch_size:
+                yield from self._records(batch)
+                batch = []
+        yield from self._records(batch)
+
+    def _records(self, batch: list[Example]) -> Iterator[str]:
+        labels = self.bank.labels_for([e.id for e in batch])
+        for example in batch:
+            record = ExampleRecord(**example.__dict__, labels=labels[example.id])
+            yield record.model_dump_json() + "\n"

@@ -1,0 +1,170 @@
+"""Domain types of curation: edits, batches, duplicates, quality labels, preferences, history, review."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from ..models import (
+    MAX_INPUT_CHARS,
+    MAX_STEPS,
+    MAX_TAGS,
+    NOT_BLANK,
+    Annotator,
+    Example,
+    ExampleCreate,
+    Label,
+    Status,
+    Step,
+    Tag,
+    Topic,
+    check_metadata_size,
+)
+
+OnDuplicate = Literal["reject", "skip", "keep"]
+Choice = Literal["a", "b", "tie", "both_bad"]
+
+MAX_BATCH = 500
+
+
+class ExampleQuery(BaseModel):
+    """Filters for listing and exporting examples (query parameters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: list[Topic] | None = Field(None, max_length=100)
+    difficulty_min: int | None = Field(None, ge=1, le=5)
+    difficulty_max: int | None = Field(None, ge=1, le=5)
+    source: list[Literal["curated", "llm", "imported"]] | None = Field(None, max_length=10)
+    status: list[Status] | None = Field(None, max_length=10)
+    tag: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
+    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the input or output.")
+
+
+class ExamplePageQuery(ExampleQuery):
+    """Listing filters plus the page to return."""
+
+    cursor: str | None = Field(None, max_length=64, description="next_cursor of the previous page")
+    limit: int = Field(50, ge=1, le=500)
+
+
+class ExampleBatch(BaseModel):
+    """A batch to add; more than MAX_BATCH examples is refused with 413 (checked by the route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: list[ExampleCreate] = Field(min_length=1)
+
+
+class ExampleUpdate(BaseModel):
+    """A partial edit; `version` (or an If-Match header) guards against lost updates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(None, ge=1, description="The version the edit is based on; 409 when stale.")
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
+    output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
+    steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
+    topic: Topic | None = None
+    difficulty: int | None = Field(None, ge=1, le=5)
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
+    source: Literal["curated", "llm", "imported"] | None = None
+    status: Status | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _input_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_metadata_size(value)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller actually sent (null included, for clearing), without the version."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k != "version"}
+
+
+class Duplicate(BaseModel):
+    position: int = Field(description="Index of the submitted example in the request (0 for a single one).")
+    duplicate_of: str = Field(description="Id of the stored example, or 'batch:N' for an earlier one in the batch.")
+    similarity: float
+    kind: Literal["exact", "semantic"]
+
+
+class CreateResult(BaseModel):
+    examples: list[Example]
+    duplicates: list[Duplicate] = Field(default_factory=list)
+    skipped: list[int] = Field(default_factory=list, description="Positions not stored (on_duplicate=skip).")
+
+
+class LabelResult(BaseModel):
+    label: Label
+    example: Example
+
+
+class HistoryEntry(BaseModel):
+    actor: str
+    action: str
+    changes: dict[str, Any]
+    revision: int
+    at: datetime
+
+
+class ExamplePage(BaseModel):
+    examples: list[Example]
+    next_cursor: str | None = None
+
+
+class ExampleRecord(Example):
+    """An example as exported: the stored fields and its labels, which an import restores."""
+
+    labels: list[Label] = Field(default_factory=list)
+
+
+class PreferenceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    response_a: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    response_b: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata_size(value)
+
+
+class Preference(PreferenceCreate):
+    id: str
+    created_at: datetime
+
+
+class PreferenceLabelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    annotator: Annotator
+    choice: Choice
+    shown_first: Literal["a", "b"] = Field(description="Which response the annotator was shown first.")
+    rationale: str | None = Field(None, max_length=4000)
+
+
+class PreferenceLabel(PreferenceLabelCreate):
+    id: str
+    preference_id: str
+    created_at: datetime
+
+
+class ReviewItem(BaseModel):
+    example: Example
+    reason: Literal["pending_llm", "pending", "disagreement"]
+    labels: list[Label] | None = Field(description="Other annotators' labels; null in blind mode.")
+    lease_expires_at: datetime

@@ -1,0 +1,1 @@
+"""Monitoring the bank: stats, annotator agreement, charts."""

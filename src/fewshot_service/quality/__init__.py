@@ -1,0 +1,1 @@
+"""The learnt quality model and scoring the bank with it."""

@@ -1,0 +1,368 @@
+"""Curation through the HTTP API: read-your-writes, duplicates, versions, labels, review, preferences, export."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fewshot_service.api import create_app
+from fewshot_service.bank import SqlBank
+from fewshot_service.embedding import SentenceTransformerEmbedder
+from fewshot_service.index import IndexStore
+from fewshot_service.serving.service import FewshotService
+from fewshot_service.settings import Settings
+
+from ..helpers import CountingEmbedder, write_jsonl
+from ..pg import fresh_database
+
+SMALL_SEED = [
+    {"external_id": "s-speed", "input": "A bus covers 180 km in 3 hours. What is its average speed?",
+     "output": "60 km/h", "topic": "arithmetic", "difficulty": 1, "status": "approved", "steps": ["180 / 3 = 60."]},
+    {"external_id": "s-area", "input": "Find the area of a rectangle 7 m long and 3 m wide.", "output": "21 m²",
+     "topic": "geometry", "difficulty": 1, "status": "approved", "tags": ["area"]},
+    {"external_id": "s-prob", "input": "A fair coin is tossed twice. What is the chance of two heads?", "output": "1/4",
+     "topic": "probability", "difficulty": 2, "status": "approved"},
+    {"external_id": "s-code", "input": "What does print(sum(range(5))) output in Python?", "output": "10",
+     "topic": "programming", "difficulty": 1, "status": "approved"},
+]  # fmt: skip
+
+KITE = "A kite on a 50 m string makes a 30 degree angle with the flat ground. How high is the kite?"
+KITE_QUERY = {"prompt": "How high does a kite fly on a 50 metre string held at 30 degrees?", "k": 1, "strategy": "knn"}
+
+Factory = Callable[..., TestClient]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def curation(
+    request: pytest.FixtureRequest, tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> Iterator[Factory]:
+    """Starts an app over a small seed bank, on SQLite and on the real PostgreSQL server (a fresh database
+    per app); extra settings and an embedder wrapper may be given."""
+    opened: list[tuple[TestClient, SqlBank]] = []
+    databases = ExitStack()
+
+    def start(name: str = "main", use: Any = None, **overrides: Any) -> TestClient:
+        root = tmp_path / name
+        write_jsonl(root / "seed" / "small.jsonl", SMALL_SEED)
+        if request.param == "postgresql":
+            overrides.setdefault("database_url", databases.enter_context(fresh_database()))
+        settings = Settings(data_dir=root / "data", index_dir=root / "indexes", seed_dir=root / "seed", **overrides)
+        bank = SqlBank(settings.resolved_database_url())
+        service = FewshotService(settings, bank, lambda: use or embedder, IndexStore(settings.index_dir))
+        client = TestClient(create_app(settings, service, start="now"))
+        client.__enter__()
+        opened.append((client, bank))
+        return client
+
+    yield start
+    for client, bank in opened:
+        client.__exit__(None, None, None)
+        bank.close()
+    databases.close()
+
+
+def add(client: TestClient, body: dict[str, Any], actor: str = "cara", **params: Any) -> dict[str, Any]:
+    response = client.post("/v1/examples", json=body, params=params, headers={"X-Fewshot-Actor": actor})
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def selected_ids(client: TestClient, **body: Any) -> list[str]:
+    response = client.post("/v1/select", json={**KITE_QUERY, **body})
+    assert response.status_code == 200, response.text
+    return [e["id"] for e in response.json()["examples"]]
+
+
+def test_every_write_is_visible_to_the_very_next_select(curation: Factory) -> None:
+    client = curation()
+    [kite] = add(client, {"input": KITE, "output": "25 m", "topic": "geometry", "status": "approved"})["examples"]
+    assert selected_ids(client) == [kite["id"]]
+
+    edited = client.patch(f"/v1/examples/{kite['id']}", json={"status": "pending", "version": 1})
+    assert edited.status_code == 200 and edited.json()["version"] == 2
+    assert kite["id"] not in selected_ids(client)
+    assert selected_ids(client, filters={"statuses": ["pending"]}) == [kite["id"]]
+
+    approved = client.post(
+        f"/v1/examples/{kite['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 5}
+    )
+    assert approved.json()["example"]["status"] == "approved" and approved.json()["example"]["quality"] == 5.0
+    assert selected_ids(client) == [kite["id"]]
+
+    new_input = "A drone climbs along a straight 80 m line at 30 degrees to the ground. How high does it get?"
+    client.patch(f"/v1/examples/{kite['id']}", json={"input": new_input}, headers={"If-Match": '"3"'})
+    assert selected_ids(client, prompt="How much height does a drone gain flying 80 m at a 30 degree climb?") == [
+        kite["id"]
+    ]
+
+    rejected = client.post(
+        f"/v1/examples/{kite['id']}/labels", json={"annotator": "bob", "verdict": "reject", "score": 1}
+    )
+    assert rejected.json()["example"]["status"] == "rejected"
+    assert kite["id"] not in selected_ids(client, prompt=new_input + " Explain.", k=4)
+
+    assert client.delete(f"/v1/examples/{kite['id']}").status_code == 204
+    everything = {"statuses": ["approved", "pending", "rejected"]}
+    assert kite["id"] not in selected_ids(client, prompt=new_input + " Explain.", k=10, filters=everything)
+    assert client.get(f"/v1/examples/{kite['id']}").status_code == 404
+
+    history = client.get(f"/v1/examples/{kite['id']}/history").json()
+    assert [h["action"] for h in history] == ["create", "update", "label", "update", "label", "delete"]
+    assert history[0]["actor"] == "cara" and history[2]["actor"] == "ann" and history[4]["actor"] == "bob"
+    assert history[1]["changes"] == {"status": ["approved", "pending"]}
+    assert history[4]["changes"]["status"] == ["approved", "rejected"]
+
+
+def test_an_edit_re_embeds_only_when_the_input_changes(
+    curation: Factory, embedder: SentenceTransformerEmbedder
+) -> None:
+    counting = CountingEmbedder(embedder)
+    client = curation(use=counting)
+    [kite] = add(client, {"input": KITE, "output": "25 m", "status": "approved"})["examples"]
+    before = counting.texts_embedded
+    client.patch(f"/v1/examples/{kite['id']}", json={"output": "25 metres", "tags": ["trig"], "difficulty": 3})
+    client.patch(f"/v1/examples/{kite['id']}", json={"input": KITE})  # same text: nothing to embed
+    assert counting.texts_embedded == before
+    client.patch(f"/v1/examples/{kite['id']}", json={"input": KITE + " Give the answer in metres."})
+    assert counting.texts_embedded == before + 1
+    # The attribute changes reached the index too: the new tag filters it in.
+    assert selected_ids(client, filters={"tags": ["trig"], "difficulty_min": 3}) == [kite["id"]]
+
+
+def test_a_stale_version_gets_409_and_changes_nothing(curation: Factory) -> None:
+    client = curation()
+    [kite] = add(client, {"input": KITE, "output": "25 m"})["examples"]
+    fetched = client.get(f"/v1/examples/{kite['id']}")
+    assert fetched.headers["ETag"] == '"1"'
+    assert client.patch(f"/v1/examples/{kite['id']}", json={"output": "A", "version": 1}).status_code == 200
+    for attempt in ({"json": {"output": "B", "version": 1}}, {"json": {"output": "B"}, "headers": {"If-Match": '"1"'}}):
+        stale = client.patch(f"/v1/examples/{kite['id']}", **attempt)  # type: ignore[arg-type]
+        assert stale.status_code == 409 and stale.json()["error"]["field"] == "version"
+    assert client.get(f"/v1/examples/{kite['id']}").json()["output"] == "A"
+    bad = client.patch(f"/v1/examples/{kite['id']}", json={"output": "C"}, headers={"If-Match": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "If-Match"
+
+
+def test_duplicates_are_caught_against_the_bank_and_within_a_batch(
+    curation: Factory, embedder: SentenceTransformerEmbedder
+) -> None:
+    client = curation()
+    [kite] = add(client, {"input": KITE, "output": "25 m"})["examples"]
+    count = len(client.get("/v1/examples", params={"limit": 500}).json()["examples"])
+
+    exact = client.post("/v1/examples", json={"input": "  " + KITE.upper().replace(" ", "   ") + " "})
+    assert exact.status_code == 409
+    assert exact.json()["error"]["duplicates"] == [
+        {"position": 0, "duplicate_of": kite["id"], "similarity": 1.0, "kind": "exact"}
+    ]
+    paraphrase = "A kite flying on a 50 m string makes a 30 degree angle with flat ground. How high is it?"
+    vectors = embedder.embed([KITE, paraphrase])
+    assert float(vectors[0] @ vectors[1]) >= 0.95
+    semantic = client.post("/v1/examples", json={"input": paraphrase}).json()["error"]["duplicates"][0]
+    assert semantic["duplicate_of"] == kite["id"] and semantic["kind"] == "semantic" and semantic["similarity"] >= 0.95
+
+    fresh = "What is the boiling point of water at sea level in Fahrenheit?"
+    batch = {
+        "examples": [{"input": fresh}, {"input": fresh.lower()}, {"input": paraphrase}, {"input": "What is 7 x 8?"}]
+    }
+    rejected = client.post("/v1/examples", json=batch)
+    assert rejected.status_code == 409
+    kinds = {(d["position"], d["duplicate_of"], d["kind"]) for d in rejected.json()["error"]["duplicates"]}
+    assert kinds == {(1, "batch:0", "exact"), (2, kite["id"], "semantic")}
+    assert len(client.get("/v1/examples", params={"limit": 500}).json()["examples"]) == count  # nothing stored
+
+    skipped = add(client, batch, on_duplicate="skip")
+    assert skipped["skipped"] == [1, 2] and [e["input"] for e in skipped["examples"]] == [fresh, "What is 7 x 8?"]
+    kept = add(client, {"input": paraphrase}, on_duplicate="keep")
+    assert kept["duplicates"][0]["duplicate_of"] == kite["id"] and len(kept["examples"]) == 1
+
+
+def test_batches_are_all_or_nothing_and_bounded(curation: Factory) -> None:
+    client = curation()
+    before = len(client.get("/v1/examples").json()["examples"])
+    invalid = client.post(
+        "/v1/examples", json={"examples": [{"input": "What is 3 + 3?"}, {"input": "x", "difficulty": 9}]}
+    )
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "examples.1.difficulty"
+    conflict = client.post(
+        "/v1/examples",
+        json={"examples": [{"input": "What is 3 + 3?"}, {"input": "Name a prime", "external_id": "s-area"}]},
+    )
+    assert conflict.status_code == 409 and conflict.json()["error"]["field"] == "external_id"
+    assert len(client.get("/v1/examples").json()["examples"]) == before
+    too_many = client.post("/v1/examples", json={"examples": [{"input": f"What is {n} + 1?"} for n in range(501)]})
+    assert too_many.status_code == 413 and "at most 500" in too_many.json()["error"]["message"]
+
+
+def test_label_rules_and_errors(curation: Factory) -> None:
+    client = curation()
+    speed = client.get("/v1/examples", params={"q": "bus covers"}).json()["examples"][0]
+    url = f"/v1/examples/{speed['id']}/labels"
+    ok = client.post(url, json={"annotator": "ann", "verdict": "needs_fix", "score": 3, "issues": ["bad_steps"],
+                                "step_ratings": [-1], "corrected_output": "60 km per hour"})  # fmt: skip
+    assert ok.status_code == 201
+    label = ok.json()["label"]
+    assert label["first_wrong_step"] == 0 and label["annotator"] == "ann" and label["created_at"]
+    assert ok.json()["example"]["status"] == "pending"
+    for body, field in [
+        ({"annotator": "ann", "verdict": "approve", "score": 6}, "score"),
+        ({"annotator": "ann", "verdict": "maybe"}, "verdict"),
+        ({"annotator": "ann", "verdict": "approve", "step_ratings": [2]}, "step_ratings.0"),
+        ({"annotator": "ann", "verdict": "approve", "step_ratings": [1, 1]}, "step_ratings"),
+        ({"annotator": "ann", "verdict": "approve", "first_wrong_step": 1}, "first_wrong_step"),
+        ({"annotator": "ann", "verdict": "approve", "issues": ["boring"]}, "issues.0"),
+        ({"annotator": "", "verdict": "approve"}, "annotator"),
+    ]:
+        response = client.post(url, json=body)
+        assert response.status_code == 422 and response.json()["error"]["field"] == field, (body, response.text)
+    assert client.post("/v1/examples/nope/labels", json={"annotator": "a", "verdict": "approve"}).status_code == 404
+    client.delete(f"/v1/examples/{speed['id']}")
+    gone = client.post(url, json={"annotator": "a", "verdict": "approve"})
+    assert gone.status_code == 409
+    assert [lab["verdict"] for lab in client.get(url).json()] == ["needs_fix"]  # labels are kept, append-only
+
+
+def test_unknown_ids_are_404(curation: Factory) -> None:
+    client = curation()
+    for method, path in [("GET", "/v1/examples/nope"), ("PATCH", "/v1/examples/nope"), ("DELETE", "/v1/examples/nope"),
+                         ("GET", "/v1/examples/nope/history")]:  # fmt: skip
+        response = client.request(method, path, json={"output": "x"} if method == "PATCH" else None)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_review_queue_order_leases_and_blind_mode(curation: Factory) -> None:
+    # Leases long enough that a loaded machine cannot expire one between two calls of this test.
+    client = curation(review_lease_seconds=3.0)
+    llm = add(client, {"examples": [
+        {"input": "Convert 3 miles to kilometres.", "source": "llm", "status": "pending"},
+        {"input": "What is the capital of Australia?", "source": "llm", "status": "pending"},
+    ]})["examples"]  # fmt: skip
+    [curated] = add(client, {"input": "Which gas do plants absorb for photosynthesis?", "status": "pending"})[
+        "examples"
+    ]
+    disputed = client.get("/v1/examples", params={"q": "coin is tossed"}).json()["examples"][0]
+    client.post(f"/v1/examples/{disputed['id']}/labels", json={"annotator": "x", "verdict": "approve", "score": 4})
+    client.post(f"/v1/examples/{disputed['id']}/labels", json={"annotator": "y", "verdict": "reject", "score": 2})
+
+    def next_for(annotator: str, blind: bool = False) -> dict[str, Any] | None:
+        response = client.get("/v1/review/next", params={"annotator": annotator, "blind": blind})
+        return None if response.status_code == 204 else response.json()
+
+    first = next_for("ann")
+    llm_ids = {e["id"] for e in llm}
+    assert first and first["example"]["id"] in llm_ids and first["reason"] == "pending_llm"
+    assert next_for("ann")["example"]["id"] == first["example"]["id"]  # type: ignore[index]  # same lease
+    second = next_for("bob")
+    # Never the item leased to ann: bob gets the other LLM-generated one.
+    assert second and second["example"]["id"] == (llm_ids - {first["example"]["id"]}).pop()
+
+    client.post(
+        f"/v1/examples/{first['example']['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 4}
+    )
+    third = next_for("ann")
+    assert third and third["example"]["id"] == curated["id"] and third["reason"] == "pending"
+    client.post(f"/v1/examples/{curated['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 4})
+    client.post(
+        f"/v1/examples/{second['example']['id']}/labels", json={"annotator": "bob", "verdict": "approve", "score": 5}
+    )
+
+    open_review = next_for("cy")
+    assert open_review and open_review["example"]["id"] == disputed["id"] and open_review["reason"] == "disagreement"
+    assert {lab["annotator"] for lab in open_review["labels"]} == {"x", "y"}
+    time.sleep(3.1)  # cy's lease expires
+    blind = next_for("dee", blind=True)
+    assert blind and blind["example"]["id"] == disputed["id"] and blind["labels"] is None
+    assert next_for("x") is None  # x labelled everything that needs a label
+
+
+def test_preference_pairs_export_as_chosen_and_rejected(curation: Factory) -> None:
+    client = curation()
+    pair = client.post("/v1/preferences", json={"prompt": "Say hi", "response_a": "Hello!", "response_b": "Go away."})
+    assert pair.status_code == 201
+    url = f"/v1/preferences/{pair.json()['id']}/labels"
+    for annotator, choice, shown in [("a1", "a", "a"), ("a2", "b", "b"), ("a3", "tie", "a"), ("a4", "both_bad", "b")]:
+        label = client.post(url, json={"annotator": annotator, "choice": choice, "shown_first": shown})
+        assert label.status_code == 201 and label.json()["shown_first"] == shown
+    lines = [json.loads(line) for line in client.get("/v1/preferences/export").text.splitlines()]
+    assert [(r["prompt"], r["chosen"], r["rejected"]) for r in lines] == [
+        ("Say hi", "Hello!", "Go away."),
+        ("Say hi", "Go away.", "Hello!"),
+    ]
+    assert (
+        client.post(
+            "/v1/preferences/none/labels", json={"annotator": "a", "choice": "a", "shown_first": "a"}
+        ).status_code
+        == 404
+    )
+    assert client.post(url, json={"annotator": "a", "choice": "c", "shown_first": "a"}).status_code == 422
+
+
+def test_export_then_import_reproduces_the_bank_with_labels(curation: Factory) -> None:
+    client = curation()
+    speed = client.get("/v1/examples", params={"q": "bus"}).json()["examples"][0]
+    client.post(f"/v1/examples/{speed['id']}/labels", json={"annotator": "ann", "verdict": "approve", "score": 4})
+    exported = client.get("/v1/examples/export").text
+    records = [json.loads(line) for line in exported.splitlines()]
+    assert len(records) == len(SMALL_SEED) and any(r["labels"] for r in records)
+
+    other = curation("other", seed_on_empty=False)
+    report = other.post(
+        "/v1/examples/import", content=exported.encode(), headers={"content-type": "application/x-ndjson"}
+    )
+    assert report.status_code == 200 and report.json() == {"imported": len(SMALL_SEED), "errors": []}
+    assert other.get("/v1/examples/export").text == exported
+    # and the imported bank is selectable at once
+    found = other.post("/v1/select", json={"prompt": "How fast is a train doing 240 km in 4 hours?", "k": 1})
+    assert found.json()["examples"][0]["id"] == speed["id"]
+
+
+def test_jsonl_upload_reports_bad_lines_and_keeps_the_rest(curation: Factory) -> None:
+    client = curation(seed_on_empty=False)
+    lines = [
+        json.dumps({"input": "What is 12 squared?", "output": "144", "external_id": "u1"}),
+        "{broken",
+        json.dumps({"input": "Name the largest planet.", "output": "Jupiter", "difficulty": 7}),
+        json.dumps({"input": "What is 2 to the 10th power?", "output": "1024", "external_id": "u2"}),
+    ]
+    report = client.post("/v1/examples/import", content="\n".join(lines).encode()).json()
+    assert report["imported"] == 2
+    assert [e["line"] for e in report["errors"]] == [2, 3] and "difficulty" in report["errors"][1]["message"]
+    again = client.post("/v1/examples/import", content="\n".join(lines).encode()).json()
+    assert again["imported"] == 2
+    assert len(client.get("/v1/examples").json()["examples"]) == 2  # idempotent on external_id
+
+
+def test_listing_filters_and_pages(curation: Factory) -> None:
+    client = curation()
+    add(client, {"examples": [{"input": f"What is {n} times 11?", "topic": "arithmetic", "tags": ["times"],
+                               "status": "pending"} for n in range(12)]})  # fmt: skip
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = client.get("/v1/examples", params={"limit": 5, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [e["id"] for e in page["examples"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 16
+
+    def ids(**params: Any) -> set[str]:
+        return {
+            e["external_id"] or e["input"]
+            for e in client.get("/v1/examples", params={"limit": 500, **params}).json()["examples"]
+        }
+
+    assert ids(topic=["geometry", "probability"]) == {"s-area", "s-prob"}
+    assert ids(tag=["area"]) == {"s-area"}
+    assert ids(q="PRINT(") == {"s-code"}
+    assert len(ids(status=["pending"], tag=["times"])) == 12
+    assert ids(difficulty_min=2) == {"s-prob"}
+    assert client.get("/v1/examples", params={"limit": 0}).json()["error"]["field"] == "limit"

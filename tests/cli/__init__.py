@@ -1,0 +1,1 @@
+"""The `fewshot` command line through Typer's runner on real temporary files."""

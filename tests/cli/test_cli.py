@@ -1,0 +1,117 @@
+"""The `fewshot` CLI through its runner, on real temporary files, checking the bank it leaves behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from fewshot_service.bank import SqlBank
+from fewshot_service.cli.main import app
+from fewshot_service.settings import Settings
+
+from ..helpers import write_jsonl
+
+GOOD = [
+    {
+        "external_id": "c1",
+        "input": "A cyclist rides 36 km in 2 hours. How fast?",
+        "output": "18 km/h",
+        "topic": "rates",
+    },
+    {"external_id": "c2", "input": "Solve 3x = 21.", "output": "x = 7", "topic": "algebra", "difficulty": 1},
+    {"external_id": "c3", "input": "What is 15% of 80?", "output": "12", "topic": "percent", "tags": ["percent"]},
+]
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FEWSHOT_INDEX_DIR", str(tmp_path / "indexes"))
+    monkeypatch.setenv("FEWSHOT_SEED_ON_EMPTY", "false")
+    return Settings()
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def stored(settings: Settings) -> dict[str, dict[str, object]]:
+    bank = SqlBank(settings.resolved_database_url())
+    try:
+        return {e.external_id or e.id: e.model_dump(mode="json") for e in bank.iter_examples()}
+    finally:
+        bank.close()
+
+
+def test_import_is_idempotent_on_external_id(env: Settings, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "good.jsonl", GOOD)
+    first = run("import", str(path), "--no-embed")
+    assert first.exit_code == 0, first.output
+    assert "3 created, 0 updated, 0 unchanged, 0 bad line(s)" in first.output
+    before = stored(env)
+    second = run("import", str(path), "--no-embed")
+    assert "0 created, 0 updated, 3 unchanged" in second.output
+    assert stored(env) == before and len(before) == 3
+
+
+def test_bad_lines_are_reported_by_number_and_the_rest_imported(env: Settings, tmp_path: Path) -> None:
+    lines = [GOOD[0], "{not json", GOOD[1], {**GOOD[2], "difficulty": 9}, {"output": "no input"}]
+    path = write_jsonl(tmp_path / "mixed.jsonl", lines)
+    result = run("import", str(path), "--no-embed")
+    assert result.exit_code == 1
+    assert "line 2:" in result.output and "line 4: difficulty" in result.output and "line 5: input" in result.output
+    assert set(stored(env)) == {"c1", "c2"}
+
+
+def test_strict_import_writes_nothing_when_a_line_is_bad(env: Settings, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "mixed.jsonl", [GOOD[0], GOOD[1], {**GOOD[2], "source": "rumour"}])
+    result = run("import", str(path), "--strict", "--no-embed")
+    assert result.exit_code == 1
+    assert "line 3: source" in result.output and "nothing was imported" in result.output
+    assert stored(env) == {}
+
+
+def test_status_option_overrides_the_file(env: Settings, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "good.jsonl", GOOD)
+    assert run("import", str(path), "--status", "pending", "--no-embed").exit_code == 0
+    assert {e["status"] for e in stored(env).values()} == {"pending"}
+
+
+def test_export_then_import_reproduces_the_bank(env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD)), "--no-embed")
+    exported = tmp_path / "export.jsonl"
+    result = run("export", "--output", str(exported))
+    assert result.exit_code == 0 and "exported 3 example(s)" in result.output
+    assert len(exported.read_text().splitlines()) == 3
+    original = stored(env)
+    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path / "other"))
+    assert run("import", str(exported), "--no-embed").exit_code == 0
+    assert stored(Settings()) == original
+
+
+def test_missing_file_is_a_one_line_failure(env: Settings, tmp_path: Path) -> None:
+    result = run("import", str(tmp_path / "absent.jsonl"))
+    assert result.exit_code == 1 and result.output.strip().startswith("error: no such file")
+
+
+def test_rebuild_and_select(env: Settings, tmp_path: Path) -> None:
+    assert run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD))).exit_code == 0
+    rebuilt = run("rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "3 examples" in rebuilt.output
+    version = (Path(env.index_dir) / "CURRENT").read_text().strip()
+    assert version in rebuilt.output
+    selected = run("select", "A runner covers 10 km in 50 minutes. What is her speed?", "-k", "1", "--json")
+    assert selected.exit_code == 0, selected.output
+    body = json.loads(selected.output[selected.output.index("{") :])
+    assert [e["external_id"] for e in body["examples"]] == ["c1"] and body["index_version"] == version
+    filtered = run("select", "percent of a number", "-k", "2", "--topic", "algebra")
+    assert filtered.exit_code == 0 and "Solve 3x = 21." in filtered.output and "15%" not in filtered.output
+
+
+def test_select_with_bad_options_fails_cleanly(env: Settings) -> None:
+    result = run("select", "hello", "-k", "0")
+    assert result.exit_code == 1 and "error:" in result.output and "k" in result.output

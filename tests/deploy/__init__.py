@@ -1,0 +1,1 @@
+"""The Dockerfile, the compose deployment and the README quickstart."""

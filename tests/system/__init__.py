@@ -1,0 +1,1 @@
+"""Real `fewshot serve` processes: start-up, crashes, security of the bind, rebuild resume."""

@@ -1,0 +1,1 @@
+"""Components on their own: selection, index, embedding, agreement, evaluation; no HTTP."""

@@ -1,0 +1,141 @@
+"""The ONNX Runtime backend: exported from the real model here, used only when it agrees with PyTorch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fewshot_service.curation.seeding import seed_inputs
+from fewshot_service.embedding import (
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    load_embedder,
+    measure_agreement,
+)
+from fewshot_service.embedding.sentence_transformer import resolve_model
+from fewshot_service.errors import ConfigurationError, EmbeddingError
+from fewshot_service.settings import PACKAGED_MODEL
+
+from ..helpers import SEED_DIR
+
+LONG_TEXT = " ".join(f"word{i} and then some more text" for i in range(200))  # far over 256 tokens
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_cache: Path) -> OnnxEmbedder:
+    embedder = load_embedder(PACKAGED_MODEL, "onnx", onnx_cache, seed_inputs(SEED_DIR))
+    assert isinstance(embedder, OnnxEmbedder)
+    return embedder
+
+
+def test_onnx_reproduces_the_reference_model(
+    onnx_embedder: OnnxEmbedder, embedder: SentenceTransformerEmbedder
+) -> None:
+    # The whole seed bank was compared when the export was checked (the verdict test reads that); here a
+    # sample of it and texts that test truncation, a one-character input and non-ASCII text.
+    texts = [*seed_inputs(SEED_DIR)[::10], LONG_TEXT, "x", "Émile's café: 3 × 4 = ?"]
+    agreement = measure_agreement(embedder, onnx_embedder, texts)
+    assert agreement.min_cosine >= 0.9999, agreement
+    assert onnx_embedder.model_id == embedder.model_id
+    assert onnx_embedder.dim == embedder.dim
+    vectors = onnx_embedder.embed(texts)
+    # Normalised, and in the order asked although batches run sorted by length.
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[-2], onnx_embedder.embed(["x"])[0], atol=1e-5)
+    assert onnx_embedder.embed([]).shape == (0, embedder.dim)
+
+
+def test_onnx_counts_tokens_like_the_reference(
+    onnx_embedder: OnnxEmbedder, embedder: SentenceTransformerEmbedder
+) -> None:
+    texts = ["How many apples are left?", LONG_TEXT, ""]
+    assert onnx_embedder.count_tokens(texts) == embedder.count_tokens(texts)
+    assert onnx_embedder.count_tokens([LONG_TEXT])[0] > 256  # budgets count what the LLM will read
+
+
+def test_a_checked_export_is_reused_without_exporting_again(onnx_embedder: OnnxEmbedder, onnx_cache: Path) -> None:
+    (folder,) = [p for p in onnx_cache.iterdir() if not p.name.startswith(".")]
+    model_file = folder / "model.onnx"
+    before = model_file.stat().st_mtime_ns
+    verdict = json.loads((folder / "agreement.json").read_text())
+    assert verdict["texts"] == len(seed_inputs(SEED_DIR)) and verdict["min_cosine"] >= 0.99
+
+    again = load_embedder(PACKAGED_MODEL, "auto", onnx_cache, seed_inputs(SEED_DIR))
+    assert isinstance(again, OnnxEmbedder)
+    assert model_file.stat().st_mtime_ns == before
+    assert np.allclose(again.embed(["a question"]), onnx_embedder.embed(["a question"]))
+
+
+def test_torch_backend_is_the_reference(tmp_path: Path) -> None:
+    chosen = load_embedder(PACKAGED_MODEL, "torch", tmp_path, seed_inputs(SEED_DIR))
+    assert isinstance(chosen, SentenceTransformerEmbedder)
+    assert not any(tmp_path.iterdir())  # nothing exported
+
+
+def test_unknown_backend_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="backend"):
+        load_embedder(PACKAGED_MODEL, "tensorrt", tmp_path, ["a"])
+
+
+@pytest.fixture(scope="module")
+def cls_pooled_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged model with CLS pooling: a pipeline the ONNX export (mean pooling) does not reproduce."""
+    _, location = resolve_model(PACKAGED_MODEL)
+    target = tmp_path_factory.mktemp("cls-model") / "model"
+    shutil.copytree(location, target, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    for weights in Path(location).glob("*.safetensors"):
+        (target / weights.name).symlink_to(weights)
+    pooling = json.loads((target / "1_Pooling" / "config.json").read_text())
+    pooling.update(pooling_mode_cls_token=True, pooling_mode_mean_tokens=False)
+    (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return target
+
+
+def test_a_disagreeing_export_is_refused(cls_pooled_model: Path, tmp_path: Path) -> None:
+    texts = seed_inputs(SEED_DIR)[:40]
+    # auto falls back to the reference model and remembers the verdict ...
+    chosen = load_embedder(str(cls_pooled_model), "auto", tmp_path, texts)
+    assert isinstance(chosen, SentenceTransformerEmbedder)
+    (verdict_file,) = tmp_path.glob("*/agreement.json")
+    assert json.loads(verdict_file.read_text())["min_cosine"] < 0.99
+    # ... and onnx, asked for explicitly, is an error naming the disagreement.
+    with pytest.raises(EmbeddingError, match="disagree"):
+        load_embedder(str(cls_pooled_model), "onnx", tmp_path, texts)
+
+
+def test_two_processes_exporting_at_once_both_end_up_with_a_working_model(tmp_path: Path) -> None:
+    """Replicas started together on a new machine export side by side; neither pulls the other's files away.
+    (Threads here: the export folder's hand-over is the same as between processes.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = seed_inputs(SEED_DIR)[:8]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(load_embedder, PACKAGED_MODEL, "onnx", tmp_path, texts) for _ in range(2)]
+        embedders = [f.result(timeout=600) for f in futures]
+    first, second = (e.embed(["how many marbles are left?"])[0] for e in embedders)
+    assert np.allclose(first, second, atol=1e-5)
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 1  # one export kept, no staging
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_onnx_gives_each_text_the_same_vector_whatever_it_is_batched_with(onnx_embedder: OnnxEmbedder) -> None:
+    # Batches are cut by length and padded to their longest text: a short text beside a long one, or many
+    # texts of one length, must get the vector it gets alone (padding is masked out of the mean).
+    texts = ["x", "How many apples are left?", LONG_TEXT, *seed_inputs(SEED_DIR)[:40], "How many apples are left?"]
+    together = onnx_embedder.embed(texts)
+    alone = np.stack([onnx_embedder.embed([text])[0] for text in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    cap, onnx_embedder.batch_size = onnx_embedder.batch_size, 3  # a small cap: more calls, the same vectors
+    try:
+        assert np.allclose(onnx_embedder.embed(texts), alone, atol=1e-5)
+    finally:
+        onnx_embedder.batch_size = cap

@@ -11,10 +11,11 @@ from .importer import import_file
 
 def default_seed_dir() -> Path:
     """The packaged seed_examples/ folder (a wheel carries it inside the package, a checkout beside src/)."""
-    packaged = Path(__file__).resolve().parent / "seed_examples"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "seed_examples"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[2] / "seed_examples"
+    return package.parents[1] / "seed_examples"
 
 
 def load_seed_bank(bank: ExampleBank, seed_dir: Path) -> ImportCounts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from fewshot_service.client import (
 from fewshot_service.curation.types import ExampleUpdate
 from fewshot_service.models import ExampleCreate, LabelCreate, SelectResponse
 
+from ..helpers import REPO
 from ..keyed import KEY_OF
+from .llm_stub import stub_llm
 from .served import fewshot_serve
 
 PROMPT = "Maria buys 3 notebooks at $4 each and a pen for $2. How much does she spend?"
@@ -166,3 +169,23 @@ def test_a_429_is_waited_out_per_retry_after_and_raised_when_retries_are_off(tmp
         with FewshotClient(limited_url, KEY_OF["reader"]) as patient:
             patient.select(PROMPT, k=1)
             assert len(patient.select(PROMPT, k=1).examples) == 1  # refused once, retried after Retry-After
+
+
+def test_the_readme_openai_example_puts_the_shots_between_system_and_user(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    openai = pytest.importorskip("openai", reason="the README example uses the openai package")
+    readme = (REPO / "README.md").read_text().split("**OpenAI-style chat.**", 1)[1]
+    code = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert code is not None and len(code.group(1).strip().splitlines()) == 5
+    with stub_llm("ok") as llm:
+        monkeypatch.setenv("FEWSHOT_URL", url)
+        monkeypatch.setenv("FEWSHOT_API_KEY", KEY_OF["reader"])
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "not-used")
+        exec(code.group(1), {"FewshotClient": FewshotClient, "OpenAI": openai.OpenAI})
+    sent = llm.requests[0]["messages"]
+    question = sent[-1]["content"]
+    shots = FewshotClient(url, KEY_OF["reader"]).select(question, k=4, format="messages").messages or []
+    assert sent[0]["role"] == "system" and sent[-1]["role"] == "user"
+    assert sent[1:-1] == [turn.model_dump() for turn in shots] and len(shots) == 8

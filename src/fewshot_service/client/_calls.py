@@ -47,8 +47,11 @@ def as_json(value: Body) -> dict[str, Any]:
     return dict(value)
 
 
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}  # one per type: building one costs more than a select call
+
+
 def _model(kind: type[T]) -> Callable[[httpx.Response], T]:
-    adapter = TypeAdapter(kind)
+    adapter: TypeAdapter[T] = _ADAPTERS.get(kind) or _ADAPTERS.setdefault(kind, TypeAdapter(kind))
     return lambda response: adapter.validate_json(response.content)
 
 

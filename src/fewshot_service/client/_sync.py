@@ -21,6 +21,7 @@ from ..curation.types import (
 )
 from ..models import Example, Label, SelectRequest, SelectResponse
 from . import _calls
+from ._async import AsyncFewshotClient
 from ._calls import Body, Call, ImportBody, ImportSource
 from ._config import connection_settings
 from ._http import NO_RETRIES, Attempts, RetryPolicy
@@ -55,6 +56,13 @@ class FewshotClient:
     def close(self) -> None:
         if self._owns_http:
             self._http.close()
+
+    def async_twin(self) -> AsyncFewshotClient:
+        """An AsyncFewshotClient to the same service with the same key, timeout and retries (close it after use)."""
+        http = httpx.AsyncClient(base_url=self._http.base_url, headers=self._http.headers, timeout=self._http.timeout)
+        twin = AsyncFewshotClient(retry=self.retry, http=http)
+        twin._owns_http = True  # made here for the caller, so closing the twin closes it
+        return twin
 
     # -- selection --------------------------------------------------------------------------------------
     def select(self, prompt: str | SelectRequest, **options: Any) -> SelectResponse:

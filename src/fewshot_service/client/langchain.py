@@ -48,7 +48,6 @@ class FewshotExampleSelector(BaseExampleSelector):
     ) -> None:
         self.client = client or FewshotClient(base_url, api_key)
         self.async_client = async_client
-        self._connection = (base_url, api_key)
         self.request: dict[str, Any] = {"k": k, **(options or {})}
         chosen = {"strategy": strategy, "diversity": diversity, "filters": filters, "max_tokens": max_tokens}
         self.request.update({name: value for name, value in chosen.items() if value is not None})
@@ -65,7 +64,7 @@ class FewshotExampleSelector(BaseExampleSelector):
         if self.async_client is not None:
             answer = await self.async_client.select(prompt, **self.request)
         else:  # an httpx.AsyncClient belongs to one event loop: a short-lived one fits any caller's loop
-            async with AsyncFewshotClient(*self._connection) as client:
+            async with self.client.async_twin() as client:
                 answer = await client.select(prompt, **self.request)
         return [self._as_dict(example) for example in answer.examples]
 

@@ -154,6 +154,23 @@ def test_async_client_selects_adds_and_iterates(url: str) -> None:
             assert report["imported"] == 1
             with pytest.raises(NotFound):
                 await client.get("missing")
+            edited = await client.edit(added.id, {"output": "42 (6 x 7)"}, version=added.version)
+            assert edited.version == added.version + 1
+            labelled = await client.label(added.id, {"annotator": "ann", "verdict": "approve", "score": 4})
+            assert [label.id for label in await client.labels(added.id)] == [labelled.label.id]
+            assert [entry.action for entry in await client.history(added.id)][:2] == ["create", "update"]
+            many = await client.add_many([{"input": "Async batch: name a mammal that flies.", "tags": ["async"]}])
+            page = await client.list_examples(tag=["async"], limit=10)
+            assert {e.id for e in many.examples} <= {e.id for e in page.examples}
+            await client.delete(added.id)
+            with pytest.raises(NotFound):
+                await client.get(added.id)
+            pair = await client.add_preference({"prompt": "1+1?", "response_a": "2", "response_b": "3"})
+            await client.label_preference(pair.id, {"annotator": "ann", "choice": "a", "shown_first": "a"})
+            item = await client.review_next("ann")
+            assert item is None or item.example.status == "pending"
+            assert (await client.stats())["total"] >= 1 and "annotators" in await client.agreement()
+            assert (await client.ready())["status"] == "ready"
 
     asyncio.run(run())
 

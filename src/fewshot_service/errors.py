@@ -154,3 +154,18 @@ class IndexStoreError(FewshotError):
 
 class ManifestMismatch(IndexStoreError):
     code = "index_manifest_mismatch"
+
+
+# Codes the HTTP layer answers without an exception class of this tree (api/errors.py, api/middleware/).
+HTTP_LAYER_CODES = ("invalid_json", "method_not_allowed", "http_error", "overloaded")
+
+
+def error_codes() -> list[str]:
+    """Every `code` an error body may carry: each class's in the tree (as imported) and the HTTP layer's."""
+    codes: set[str] = set(HTTP_LAYER_CODES)
+    pending: list[type[FewshotError]] = [FewshotError]
+    while pending:
+        kind = pending.pop()
+        codes.add(kind.code)
+        pending.extend(kind.__subclasses__())
+    return sorted(codes)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Source = Literal["curated", "llm", "imported"]
@@ -25,6 +24,9 @@ IssueTag = Literal[
     "incorrect_answer", "unclear", "ambiguous", "bad_steps", "off_topic", "unsafe", "duplicate", "formatting"
 ]
 StepRating = Literal[-1, 0, 1]
+
+if TYPE_CHECKING:  # numpy only for IndexRow's annotation: the HTTP client imports this module without numpy
+    import numpy as np
 
 MAX_INPUT_CHARS = 8000
 MAX_METADATA_BYTES = 16 * 1024

@@ -27,6 +27,7 @@ from .metrics import Metrics, time_embeddings
 from .middleware.limits import BodySizeLimit, ConcurrencyLimit
 from .middleware.observe import Observe
 from .middleware.ratelimit import RateLimiter
+from .openapi import TAGS, explicit_operation_id, install_openapi
 from .query import single_valued_query
 from .routes import admin, examples, expand, health, keys, review, select
 from .routes import metrics as metrics_routes
@@ -102,6 +103,8 @@ def create_app(
         lifespan=lifespan,
         dependencies=[Depends(single_valued_query)],
         description="Relevant and diverse few-shot examples for LLM prompts, from a curated example bank.",
+        openapi_tags=TAGS,
+        generate_unique_id_function=explicit_operation_id,
     )
     app.state.service = service
     app.state.follower = follower
@@ -133,4 +136,5 @@ def create_app(
     app.include_router(quality_routes.router)
     app.include_router(keys.router)
     app.include_router(metrics_routes.router)
+    install_openapi(app)
     return app

@@ -24,14 +24,14 @@ class IndexStatus(BaseModel):
     ids: list[str] | None = Field(None, description="Ids of the live examples, when asked for (ids=true).")
 
 
-@router.post("/v1/admin/rebuild", response_model=IndexManifest)
+@router.post("/v1/admin/rebuild", operation_id="rebuild_index", response_model=IndexManifest)
 def rebuild(service: Service) -> IndexManifest:
     """Embed what changed, build a new index version, save it and serve it; selection goes on meanwhile."""
     service.served()  # refuse while still starting: start-up is already building
     return service.rebuild()
 
 
-@router.get("/v1/admin/index", response_model=IndexStatus)
+@router.get("/v1/admin/index", operation_id="get_index_status", response_model=IndexStatus)
 def index_status(
     service: Service,
     ids: Annotated[bool, Query(description="Also list the ids of the live examples (one per example).")] = False,

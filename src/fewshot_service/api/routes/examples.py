@@ -45,6 +45,7 @@ ExampleId = Annotated[str, Path(max_length=64, description="The example's id.")]
 
 @router.post(
     "/v1/examples",
+    operation_id="create_example",
     status_code=status.HTTP_201_CREATED,
     response_model=CreateResult,
     responses={**WITH_BODY, **errors(409)},
@@ -64,14 +65,14 @@ def add_examples(
     return curator.add(records, on_duplicate, actor)
 
 
-@router.get("/v1/examples", response_model=ExamplePage)
+@router.get("/v1/examples", operation_id="list_examples", response_model=ExamplePage)
 def list_examples(query: Annotated[ExamplePageQuery, Query()], curator: CuratorDep) -> ExamplePage:
     """Examples matching the filters, a page at a time (pass next_cursor back as cursor)."""
     page, next_cursor = curator.bank.list_examples(query, query.cursor, query.limit)
     return ExamplePage(examples=page, next_cursor=next_cursor)
 
 
-@router.get("/v1/examples/export", response_class=StreamingResponse,
+@router.get("/v1/examples/export", operation_id="export_examples", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}}}})  # fmt: skip
 def export_examples(query: Annotated[ExampleQuery, Query()], curator: CuratorDep) -> StreamingResponse:
     """The matching examples with their labels as JSONL; importing it reproduces them."""
@@ -80,6 +81,7 @@ def export_examples(query: Annotated[ExampleQuery, Query()], curator: CuratorDep
 
 @router.post(
     "/v1/examples/import",
+    operation_id="import_examples",
     openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": IMPORT_BODY}}}},
     responses=errors(409),
 )
@@ -140,14 +142,19 @@ def _version_from(if_match: str | None) -> int | None:
     return int(found.group(1))
 
 
-@router.get("/v1/examples/{example_id}", response_model=Example, responses=errors(404))
+@router.get("/v1/examples/{example_id}", operation_id="get_example", response_model=Example, responses=errors(404))
 def get_example(example_id: ExampleId, curator: CuratorDep, response: Response) -> Example:
     example = curator.bank.get(example_id)
     response.headers["ETag"] = f'"{example.version}"'
     return example
 
 
-@router.patch("/v1/examples/{example_id}", response_model=Example, responses={**WITH_BODY, **errors(404, 409)})
+@router.patch(
+    "/v1/examples/{example_id}",
+    operation_id="update_example",
+    response_model=Example,
+    responses={**WITH_BODY, **errors(404, 409)},
+)
 def edit_example(
     example_id: ExampleId,
     edit: ExampleUpdate,
@@ -170,14 +177,24 @@ def edit_example(
     return example
 
 
-@router.delete("/v1/examples/{example_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
+@router.delete(
+    "/v1/examples/{example_id}",
+    operation_id="delete_example",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409),
+)
 def delete_example(example_id: ExampleId, curator: CuratorDep, actor: Actor) -> Response:
     """Delete an example; it is never selected again from the moment this returns."""
     curator.delete(example_id, actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/v1/examples/{example_id}/history", response_model=list[HistoryEntry], responses=errors(404))
+@router.get(
+    "/v1/examples/{example_id}/history",
+    operation_id="example_history",
+    response_model=list[HistoryEntry],
+    responses=errors(404),
+)
 def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryEntry]:
     """Every change: who, when, what (old and new values)."""
     return curator.bank.history(example_id)
@@ -185,6 +202,7 @@ def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryE
 
 @router.post(
     "/v1/examples/{example_id}/labels",
+    operation_id="label_example",
     status_code=status.HTTP_201_CREATED,
     response_model=LabelResult,
     responses={**WITH_BODY, **errors(404, 409)},
@@ -194,6 +212,8 @@ def label_example(example_id: ExampleId, label: LabelCreate, curator: CuratorDep
     return curator.label(example_id, label, actor if actor != "anonymous" else label.annotator)
 
 
-@router.get("/v1/examples/{example_id}/labels", response_model=list[Label], responses=errors(404))
+@router.get(
+    "/v1/examples/{example_id}/labels", operation_id="list_labels", response_model=list[Label], responses=errors(404)
+)
 def example_labels(example_id: ExampleId, curator: CuratorDep) -> list[Label]:
     return curator.bank.labels_of(example_id)

@@ -12,7 +12,9 @@ from ..responses import PROTECTED, WITH_BODY, errors
 router = APIRouter(tags=["operations"], dependencies=[require("admin")], responses=PROTECTED)
 
 
-@router.post("/v1/admin/expand", response_model=ExpansionReport, responses={**WITH_BODY, **errors(502)})
+@router.post(
+    "/v1/admin/expand", operation_id="expand", response_model=ExpansionReport, responses={**WITH_BODY, **errors(502)}
+)
 def expand(body: ExpandRequest, request: Request, curator: CuratorDep, actor: Actor) -> ExpansionReport:
     """Have the configured LLM write new examples for one cell (topic, difficulty, n) or for every cell below
     its target (fill_gaps); they are stored as source=llm, status=pending for review, and the report counts

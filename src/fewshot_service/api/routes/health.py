@@ -12,13 +12,13 @@ from ..responses import errors
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="healthz")
 def healthz() -> dict[str, str]:
     """The process is alive (it may still be loading)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=errors(503))  # still loading, or start-up failed
+@router.get("/readyz", operation_id="readyz", responses=errors(503))  # still loading, or start-up failed
 def readyz(service: Service) -> dict[str, Any]:
     """Ready once the bank is open and an index matching it is loaded."""
     served = service.served()  # raises NotReady (503) with the current phase

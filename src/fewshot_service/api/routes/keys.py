@@ -22,7 +22,13 @@ def _auth(request: Request) -> Authenticator:
     return auth
 
 
-@router.post("/v1/admin/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated, responses=WITH_BODY)
+@router.post(
+    "/v1/admin/keys",
+    operation_id="create_key",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyCreated,
+    responses=WITH_BODY,
+)
 def create_key(body: KeyCreate, request: Request, actor: Actor) -> KeyCreated:
     """Create a key with a name and a role. The answer holds the key itself, this once: only its sha256 is
     stored. The first key created turns authentication on for a server that had none."""
@@ -33,14 +39,16 @@ def create_key(body: KeyCreate, request: Request, actor: Actor) -> KeyCreated:
     return created
 
 
-@router.get("/v1/admin/keys", response_model=list[KeyInfo])
+@router.get("/v1/admin/keys", operation_id="list_keys", response_model=list[KeyInfo])
 def list_keys(request: Request) -> list[KeyInfo]:
     """Every key in the bank, revoked ones included, newest first (never the keys themselves). Keys from
     FEWSHOT_API_KEYS are not listed: they live in the settings."""
     return _auth(request).list()
 
 
-@router.delete("/v1/admin/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
+@router.delete(
+    "/v1/admin/keys/{key_id}", operation_id="revoke_key", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404)
+)
 def revoke_key(key_id: KeyId, request: Request, actor: Actor) -> Response:
     """Revoke a key: this server refuses it from now on, other replicas within 5 seconds. Revoking a
     revoked key changes nothing."""

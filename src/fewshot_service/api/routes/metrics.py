@@ -12,7 +12,9 @@ from ..responses import PROTECTED
 router = APIRouter(tags=["operations"], dependencies=[require("reader")], responses=PROTECTED)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics", operation_id="metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}
+)
 def metrics(request: Request) -> Response:
     """Requests and their latency per route template, the served index's size and version, embedding time.
     A scraper sends a reader key (`authorization` in Prometheus' scrape config)."""

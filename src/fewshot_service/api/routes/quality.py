@@ -18,6 +18,7 @@ router = APIRouter(tags=["quality model"], dependencies=[require("admin")], resp
 
 @router.post(
     "/v1/admin/quality/train",
+    operation_id="train_quality_model",
     response_model=TrainResult,
     responses=errors(409),  # too few labelled examples of a class (code not_enough_labels)
 )
@@ -28,20 +29,24 @@ def train(service: Service, curator: CuratorDep) -> TrainResult:
     return QualityService(service, curator).train()
 
 
-@router.post("/v1/admin/quality/score", response_model=ScoreResult, responses=errors(404))  # none trained yet
+@router.post(
+    "/v1/admin/quality/score", operation_id="score_examples", response_model=ScoreResult, responses=errors(404)
+)  # none trained yet
 def score(service: Service, curator: CuratorDep) -> ScoreResult:
     """Score every live example again with the current model (e.g. after a batch of new examples)."""
     service.served()
     return QualityService(service, curator).score()
 
 
-@router.get("/v1/admin/quality", response_model=QualityModelInfo, responses=errors(404))  # none trained yet
+@router.get(
+    "/v1/admin/quality", operation_id="get_quality_model", response_model=QualityModelInfo, responses=errors(404)
+)  # none trained yet
 def model_info(service: Service) -> QualityModelInfo:
     """The model in use: when it was trained, on which bank revision, and its cross-validated metrics."""
     return QualityService(service).info()
 
 
-@router.get("/v1/admin/quality/scores", response_model=list[ExampleScore])
+@router.get("/v1/admin/quality/scores", operation_id="list_quality_scores", response_model=list[ExampleScore])
 def scores(
     service: Service,
     status: Annotated[

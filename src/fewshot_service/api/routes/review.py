@@ -22,7 +22,13 @@ from ..responses import PROTECTED, WITH_BODY, errors
 router = APIRouter(tags=["review"], dependencies=[require("curator")], responses=PROTECTED)
 
 
-@router.post("/v1/preferences", status_code=status.HTTP_201_CREATED, response_model=Preference, responses=WITH_BODY)
+@router.post(
+    "/v1/preferences",
+    operation_id="create_preference",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Preference,
+    responses=WITH_BODY,
+)
 def add_preference(pair: PreferenceCreate, curator: CuratorDep) -> Preference:
     """Two responses to one prompt, to be compared by annotators."""
     return curator.add_preference(pair)
@@ -30,6 +36,7 @@ def add_preference(pair: PreferenceCreate, curator: CuratorDep) -> Preference:
 
 @router.post(
     "/v1/preferences/{preference_id}/labels",
+    operation_id="label_preference",
     status_code=status.HTTP_201_CREATED,
     response_model=PreferenceLabel,
     responses={**WITH_BODY, **errors(404)},
@@ -41,14 +48,19 @@ def label_preference(
     return curator.label_preference(preference_id, label)
 
 
-@router.get("/v1/preferences/export", response_class=StreamingResponse,
+@router.get("/v1/preferences/export", operation_id="export_preferences", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}}}})  # fmt: skip
 def export_preferences(curator: CuratorDep) -> StreamingResponse:
     """{prompt, chosen, rejected} JSONL, one line per label that prefers a response."""
     return StreamingResponse(curator.preference_jsonl(), media_type="application/x-ndjson")
 
 
-@router.get("/v1/review/next", response_model=ReviewItem, responses={204: {"description": "Nothing to review"}})
+@router.get(
+    "/v1/review/next",
+    operation_id="review_next",
+    response_model=ReviewItem,
+    responses={204: {"description": "Nothing to review"}},
+)
 def review_next(
     annotator: Annotated[Annotator, Query()],
     curator: CuratorDep,

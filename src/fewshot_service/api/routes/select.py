@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 # A plain `def`: embedding and search are CPU work and must not block the event loop.
-@router.post("/v1/select", response_model=SelectResponse, responses=WITH_BODY)
+@router.post("/v1/select", operation_id="select", response_model=SelectResponse, responses=WITH_BODY)
 def select_examples(request: SelectRequest, service: Service) -> Response:
     """The k most relevant and diverse examples for the prompt, among those passing the filters."""
     if service.settings.log_prompts:  # prompts are users' text: logged only when the operator asks for it

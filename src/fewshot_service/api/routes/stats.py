@@ -17,14 +17,14 @@ from ..responses import PROTECTED, errors
 router = APIRouter(tags=["monitoring"], dependencies=[require("curator")], responses=PROTECTED)
 
 
-@router.get("/v1/stats", response_model=StatsReport)
+@router.get("/v1/stats", operation_id="get_stats", response_model=StatsReport)
 def stats(service: Service) -> StatsReport:
     """Counts by topic × difficulty × source × status, coverage gaps, near-duplicate clusters, label
     throughput per day and balance (normalised entropies)."""
     return bank_stats(service.bank, service.settings)
 
 
-@router.get("/v1/stats/agreement", response_model=AgreementReport)
+@router.get("/v1/stats/agreement", operation_id="get_agreement", response_model=AgreementReport)
 def agreement(service: Service) -> AgreementReport:
     """Inter-annotator agreement per question (verdict, score, steps), per-annotator agreement with the
     consensus and accuracy on gold examples, implausibly fast labels, position bias of preference labels."""
@@ -33,6 +33,7 @@ def agreement(service: Service) -> AgreementReport:
 
 @router.get(
     "/v1/stats/charts/{name}.png",
+    operation_id="get_chart",
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **errors(404)},
 )

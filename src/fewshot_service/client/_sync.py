@@ -1,0 +1,198 @@
+"""FewshotClient: the service's API as typed methods, over httpx, with retries on 429 and 503."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, Self, TypeVar
+
+import httpx
+
+from ..curation.types import (
+    CreateResult,
+    ExamplePage,
+    ExampleRecord,
+    HistoryEntry,
+    LabelResult,
+    Preference,
+    PreferenceLabel,
+    ReviewItem,
+)
+from ..models import Example, Label, SelectRequest, SelectResponse
+from . import _calls
+from ._async import AsyncFewshotClient
+from ._calls import Body, Call, ImportBody, ImportSource
+from ._config import connection_settings
+from ._http import NO_RETRIES, Attempts, RetryPolicy
+from .errors import FewshotConnectionError, error_from_response
+
+T = TypeVar("T")
+
+
+class FewshotClient:
+    """base_url defaults to FEWSHOT_URL (else http://127.0.0.1:8000), api_key to FEWSHOT_API_KEY."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        url, headers = connection_settings(base_url, api_key)
+        self.retry = retry or RetryPolicy()
+        self._owns_http = http is None
+        self._http = http or httpx.Client(base_url=url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def async_twin(self) -> AsyncFewshotClient:
+        """An AsyncFewshotClient to the same service with the same key, timeout and retries (close it after use)."""
+        http = httpx.AsyncClient(base_url=self._http.base_url, headers=self._http.headers, timeout=self._http.timeout)
+        twin = AsyncFewshotClient(retry=self.retry, http=http)
+        twin._owns_http = True  # made here for the caller, so closing the twin closes it
+        return twin
+
+    # -- selection --------------------------------------------------------------------------------------
+    def select(self, prompt: str | SelectRequest, **options: Any) -> SelectResponse:
+        """POST /v1/select; options are SelectRequest's fields (k, strategy, diversity, filters, format, ...)."""
+        return self._run(_calls.select(prompt, options))
+
+    # -- curation ---------------------------------------------------------------------------------------
+    def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example:
+        """Add one example (pending unless its status says otherwise); 409 Conflict on a duplicate."""
+        return self._run(_calls.add(example, on_duplicate))
+
+    def add_many(
+        self, examples: Iterable[Body], *, on_duplicate: Literal["reject", "skip", "keep"] = "reject"
+    ) -> CreateResult:
+        """Add up to 500 examples at once, all or nothing unless on_duplicate="skip"."""
+        return self._run(_calls.add_many(examples, on_duplicate))
+
+    def get(self, example_id: str) -> Example:
+        return self._run(_calls.get(example_id))
+
+    def edit(self, example_id: str, changes: Body, *, version: int | None = None) -> Example:
+        """Change the fields given (None clears); with `version`, 409 Conflict if it changed since."""
+        return self._run(_calls.edit(example_id, changes, version))
+
+    def delete(self, example_id: str) -> None:
+        self._run(_calls.delete(example_id))
+
+    def list_examples(self, *, cursor: str | None = None, limit: int = 50, **filters: Any) -> ExamplePage:
+        """One page; filters are topic, difficulty_min/max, source, status, tag, q."""
+        return self._run(_calls.list_page(filters, cursor, limit))
+
+    def iter_examples(self, *, page_size: int = 100, **filters: Any) -> Iterator[Example]:
+        """Every matching example, following the cursor page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_examples(cursor=cursor, limit=page_size, **filters)
+            yield from page.examples
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def history(self, example_id: str) -> list[HistoryEntry]:
+        return self._run(_calls.history(example_id))
+
+    def label(self, example_id: str, label: Body) -> LabelResult:
+        """A quality label (annotator, verdict, score, issues, ...); returns it with the updated example."""
+        return self._run(_calls.label(example_id, label))
+
+    def labels(self, example_id: str) -> list[Label]:
+        return self._run(_calls.labels(example_id))
+
+    def review_next(self, annotator: str, *, blind: bool = False) -> ReviewItem | None:
+        """The next item to review, leased to this annotator; None when the queue is empty."""
+        return self._run(_calls.review_next(annotator, blind))
+
+    def add_preference(self, pair: Body) -> Preference:
+        return self._run(_calls.add_preference(pair))
+
+    def label_preference(self, preference_id: str, label: Body) -> PreferenceLabel:
+        return self._run(_calls.label_preference(preference_id, label))
+
+    def export(self, **filters: Any) -> Iterator[ExampleRecord]:
+        """The matching examples with their labels, read line by line as the server streams them."""
+        with self._open(_calls.export(filters), stream=True) as response:
+            for line in response.iter_lines():
+                if line.strip():
+                    yield ExampleRecord.model_validate_json(line)
+
+    def import_jsonl(self, source: ImportSource) -> dict[str, Any]:
+        """Upload JSONL (bytes, a file path, or records), streamed; returns {"imported", "errors"}."""
+        body = ImportBody(source)
+        call = _calls.import_call()
+        policy = self.retry if body.replayable else NO_RETRIES
+        return call.parse(self._send(call, content=body.chunks, policy=policy))
+
+    # -- monitoring -------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        return self._run(_calls.stats())
+
+    def agreement(self) -> dict[str, Any]:
+        return self._run(_calls.agreement())
+
+    def ready(self) -> dict[str, Any]:
+        """GET /readyz: the served index version and size; Unavailable while loading."""
+        return self._run(_calls.ready())
+
+    # -- transport --------------------------------------------------------------------------------------
+    def _run(self, call: Call[T]) -> T:
+        return call.parse(self._send(call))
+
+    @contextmanager
+    def _open(self, call: Call[Any], *, stream: bool) -> Iterator[httpx.Response]:
+        response = self._send(call, stream=stream)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _send(
+        self,
+        call: Call[Any],
+        *,
+        stream: bool = False,
+        content: Callable[[], Iterator[bytes]] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> httpx.Response:
+        attempts = Attempts(policy or self.retry)
+        while True:
+            attempts.made += 1
+            request = self._http.build_request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=call.headers,
+                content=content() if content is not None else None,
+            )
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                wait = attempts.wait_after_transport_error(call.method, call.path)
+                if wait is None:
+                    raise FewshotConnectionError(0, "connection_error", str(exc) or type(exc).__name__) from exc
+                time.sleep(wait)
+                continue
+            if response.is_success:
+                return response
+            response.read()
+            response.close()
+            wait = attempts.wait_after_status(response)
+            if wait is None:
+                raise error_from_response(response)
+            time.sleep(wait)

@@ -1,0 +1,61 @@
+"""`fewshot serve` as a process on a tiny seed bank with API keys, for the client and adapter tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from ..keyed import SPEC, tiny_seed_dir
+from ..servers import free_port
+
+
+@contextmanager
+def fewshot_serve(root: Path, **settings: str) -> Iterator[str]:
+    """The base URL of a ready server whose keys are tests/keyed.py's; settings are FEWSHOT_* overrides."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        FEWSHOT_DATA_DIR=str(root / "data"),
+        FEWSHOT_INDEX_DIR=str(root / "indexes"),
+        FEWSHOT_SEED_DIR=str(tiny_seed_dir(root / "seed")),
+        FEWSHOT_API_KEYS=SPEC,
+        FEWSHOT_LOG_FORMAT="text",
+        **{f"FEWSHOT_{name.upper()}": value for name, value in settings.items()},
+    )
+    env.pop("FEWSHOT_SEED_ON_EMPTY", None)
+    log = root / "server.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("fewshot")), "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "not ready within 180 s:\n" + log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -10,19 +10,21 @@ const num = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2)
 export async function show(main, { me, say }) {
   const coverage = h("section", { class: "card", id: "coverage" }, h("h2", {}, "Coverage"), h("p", {}, "Loading…"));
   const clusters = h("section", { class: "card", id: "clusters" }, h("h2", {}, "Near-duplicates"));
-  const charts = h("section", { class: "card", id: "charts" }, h("h2", {}, "Source mix over time"));
+  const charts = h("section", { class: "card", id: "charts" }, h("h2", {}, "Source mix"));
+  const throughput = h("section", { class: "card", id: "throughput" }, h("h2", {}, "Labels per day"));
   const agreement = h("section", { class: "card", id: "agreement" }, h("h2", {}, "Agreement"), h("p", {}, "Loading…"));
   const quality = me.may("admin") ? h("section", { class: "card", id: "quality" }, h("h2", {}, "Quality model")) : null;
-  main.append(h("div", { class: "health" }, coverage, clusters, agreement, charts, quality));
+  main.append(h("div", { class: "health" }, coverage, clusters, agreement, charts, throughput, quality));
   const urls = [];
 
   call("GET", "/v1/stats").then((stats) => {
     drawCoverage(coverage, stats);
     drawClusters(clusters, stats.near_duplicates);
+    drawThroughput(throughput, stats.label_throughput);
   }).catch((error) => clear(coverage).append(h("p", { class: "error" }, error.message)));
   image("/v1/stats/charts/source_mix.png").then((url) => {
     urls.push(url);
-    charts.append(h("img", { src: url, alt: "Examples added per source over time", class: "chart" }));
+    charts.append(h("img", { src: url, alt: "Live examples per topic, split by source (curated, llm, imported)", class: "chart" }));
   }).catch((error) => charts.append(h("p", { class: "error" }, `Chart unavailable: ${error.message}`)));
   call("GET", "/v1/stats/agreement").then((report) => drawAgreement(agreement, report))
     .catch((error) => clear(agreement).append(h("p", { class: "error" }, error.message)));
@@ -75,19 +77,26 @@ function drawAgreement(section, report) {
   clear(section).append(h("h2", {}, "Agreement"),
     h("p", { class: "muted" }, `${report.examples_labelled} examples labelled by ${report.annotators.length} annotator(s); `,
       `${report.fast_labels.count} label(s) faster than ${report.fast_labels.threshold_seconds} s.`),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Question", "Units", "Agreement", "Cohen κ", "Fleiss κ", "Krippendorff α"].map((t) => h("th", { scope: "col" }, t)))),
+    h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["Question", "Units", "Agreement", "Cohen κ", "Fleiss κ", "Krippendorff α"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, report.questions.map((q) => h("tr", {}, h("th", { scope: "row" }, q.question), h("td", {}, q.units),
         h("td", {}, pct(q.percent_agreement)), h("td", {}, num(q.cohen_kappa)),
-        h("td", {}, num(q.fleiss_kappa && q.fleiss_kappa.value)), h("td", {}, num(q.krippendorff_alpha)))))),
+        h("td", {}, num(q.fleiss_kappa && q.fleiss_kappa.value)), h("td", {}, num(q.krippendorff_alpha))))))),
     h("h3", {}, "Per annotator"),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Annotator", "Labels", "With consensus", "Gold accuracy", "Fast labels"].map((t) => h("th", { scope: "col" }, t)))),
+    h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["Annotator", "Labels", "With consensus", "Gold accuracy", "Fast labels"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, report.per_annotator.map((a) => h("tr", { class: a.fast_labels > 0 ? "flagged" : "" },
         h("th", { scope: "row" }, a.annotator), h("td", {}, a.labels), h("td", {}, pct(a.agreement_with_consensus)),
-        h("td", {}, a.gold_items ? pct(a.gold_accuracy) : "no gold"), h("td", {}, `${a.fast_labels} (${pct(a.fast_share)})`))))),
+        h("td", {}, a.gold_items ? pct(a.gold_accuracy) : "no gold"), h("td", {}, `${a.fast_labels} (${pct(a.fast_share)})`)))))),
     h("h3", {}, "Per pair (verdict)"),
     verdict && verdict.cohen_pairs.length
       ? h("table", {}, h("thead", {}, h("tr", {}, ["Pair", "Shared items", "Cohen κ"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, verdict.cohen_pairs.map((p) => h("tr", {}, h("th", { scope: "row" }, p.annotators.join(" · ")),
           h("td", {}, p.items), h("td", {}, num(p.kappa))))))
       : h("p", { class: "muted" }, "No two annotators have labelled the same examples yet."));
+}
+
+function drawThroughput(section, days) {
+  if (!days.length) { section.append(h("p", { class: "muted" }, "No labels yet.")); return; }
+  section.append(h("table", {}, h("thead", {}, h("tr", {}, ["Day (UTC)", "Labels", "Annotators", "Examples"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, days.slice(-14).reverse().map((d) => h("tr", {}, h("th", { scope: "row" }, d.day),
+      h("td", {}, d.labels), h("td", {}, d.annotators), h("td", {}, d.examples))))));
 }

@@ -2,7 +2,7 @@
 // s skip (releases the lease), u undo; step ratings + / 0 / - with the arrow keys moving between steps.
 
 import { ApiError, call, query, text } from "./api.js";
-import { clear, field, h, when } from "./dom.js";
+import { append, clear, field, h, when } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
 const RATING_KEYS = { "+": 1, "=": 1, "0": 0, "-": -1 };
@@ -82,7 +82,7 @@ export async function show(main, { me, say }) {
     const { example, reason, labels } = state.item;
     const fix = h("textarea", { name: "corrected_output", rows: 4, id: "corrected-output", value: example.output });
     const note = h("input", { type: "text", name: "note", id: "fix-note", maxlength: 4000 });
-    task.append(
+    append(task, [
       h("div", { class: "item-head" },
         h("span", { class: "reason" }, { pending_llm: "Pending (LLM-generated)", pending: "Pending",
           disagreement: "Labels disagree", undo: "Your undone label" }[reason] || reason),
@@ -113,7 +113,7 @@ export async function show(main, { me, say }) {
           h("ul", {}, labels.map((label) => h("li", {},
             `${label.annotator}: ${label.verdict}${label.score ? ` ${label.score}/5` : ""} — ${when(label.created_at)}`,
             label.note ? h("div", { class: "muted" }, label.note) : null))))
-        : null);
+        : null]);
     if (state.fixing) fix.focus();
   };
 

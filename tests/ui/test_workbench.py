@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from fewshot_service.bank import SqlBank
 
@@ -80,8 +80,8 @@ def test_reader_sees_no_labelling_controls(workbench: Workbench, page: Page) -> 
 def test_bank_text_with_markup_renders_as_text_and_runs_nothing(workbench: Workbench, page: Page) -> None:
     with workbench.api(KEY_OF["curator"]) as api:
         # An LLM-generated pending example comes first in the queue, so the review screen shows it.
-        created = api.post("/v1/examples", json={"input": XSS, "output": "<b>42</b>", "steps": ["<script>alert(2)</script>"],
-                                                 "source": "llm", "topic": "arithmetic", "difficulty": 1})  # fmt: skip
+        markup = {"input": XSS, "output": "<b>42</b>", "steps": ["<script>alert(2)</script>"]}
+        created = api.post("/v1/examples", json={**markup, "source": "llm", "topic": "arithmetic", "difficulty": 1})
         assert created.status_code == 201, created.text
     example_id = created.json()["examples"][0]["id"]
     page.goto(f"{workbench.base_url}/ui/")
@@ -174,9 +174,12 @@ def test_label_three_items_by_keyboard_with_step_ratings(workbench: Workbench, p
 
 def test_preference_pair_by_keyboard_records_what_was_shown_first(workbench: Workbench, page: Page) -> None:
     with workbench.api(KEY_OF["curator"]) as api:
-        pairs = [api.post("/v1/preferences", json={"prompt": f"What is {n} + {n}?", "response_a": f"{2 * n}",
-                                                   "response_b": f"{2 * n + 1}"}).json()["id"]  # fmt: skip
-                 for n in (3, 4)]  # fmt: skip
+        pairs = [
+            api.post(
+                "/v1/preferences", json={"prompt": f"{n} + {n}?", "response_a": f"{2 * n}", "response_b": "?"}
+            ).json()["id"]
+            for n in (3, 4)
+        ]
     sign_in(page, workbench.base_url, KEY_OF["curator"])
     page.get_by_role("link", name="Preferences").click()
     shown_left = {}
@@ -190,7 +193,9 @@ def test_preference_pair_by_keyboard_records_what_was_shown_first(workbench: Wor
         page.keyboard.press(key)
         page.locator(f"#pair:not([data-preference-id='{pair_id}']), #pairs-empty").wait_for()
     assert set(shown_left) == set(pairs)
-    stored = {label.preference_id: label for _, label in SqlBank(f"sqlite:///{workbench.database}").iter_preference_labels()}
+    stored = {
+        label.preference_id: label for _, label in SqlBank(f"sqlite:///{workbench.database}").iter_preference_labels()
+    }
     for pair_id, key in zip(shown_left, ("ArrowLeft", "ArrowRight"), strict=True):
         left = shown_left[pair_id]
         right = "b" if left == "a" else "a"

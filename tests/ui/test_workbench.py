@@ -146,6 +146,7 @@ def test_label_three_items_by_keyboard_with_step_ratings(workbench: Workbench, p
     page.keyboard.press("+")
     page.keyboard.press("-")  # the second step is wrong
     expect(page.locator("#steps li").nth(1)).to_contain_text("first wrong step")
+    expect(page.locator(".progress")).not_to_contain_text("…")  # progress figures loaded
     shot(page, "review")
     page.keyboard.press("2")
     page.keyboard.press("r")
@@ -256,8 +257,18 @@ def test_browse_and_health_pages(workbench: Workbench, page: Page) -> None:
 
 def test_labelling_latency(workbench: Workbench, page: Page) -> None:
     """The benchmark: verdict key to the next item shown, p50 over 50 seed items (reported, not asserted)."""
+
+    def labels_by_cara() -> int:
+        with workbench.api(KEY_OF["curator"]) as api:
+            report = api.get("/v1/stats/agreement").json()
+        return next((a["labels"] for a in report["per_annotator"] if a["annotator"] == "cara"), 0)
+
+    before = labels_by_cara()
     sign_in(page, workbench.base_url, KEY_OF["curator"])
     timings = verdict_latencies(page, 50)
     assert len(timings) == 50
     print(f"\nui labelling: verdict key to next item shown, p50 {p50(timings):.1f} ms over 50 items (target 150 ms)")
+    # The next item shows before the label's POST returns: every one of them is stored all the same.
+    expect(page.locator("#done-count")).to_have_text("50")
+    assert labels_by_cara() == before + 50
     assert all(key not in workbench.log.read_text() for key in ALL_KEYS), "an API key was logged"

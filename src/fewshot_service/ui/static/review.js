@@ -11,8 +11,8 @@ const RATING_TEXT = { 1: "+", 0: "0", "-1": "−" };
 window.fewshotTimings = window.fewshotTimings || [];
 
 export async function show(main, { me, say }) {
-  const state = { item: null, skipped: [], score: null, ratings: [], step: -1, last: null, done: 0,
-    pending: null, busy: false, fixing: false, pressedAt: null };
+  const state = { item: null, skipped: [], recent: [], ahead: null, score: null, ratings: [], step: -1, last: null,
+    done: 0, pending: null, busy: false, fixing: false, pressedAt: null };
   const progress = h("div", { class: "progress", "aria-live": "polite" });
   const task = h("section", { class: "task", "aria-label": "Item to review" });
   const guide = h("aside", { class: "guidelines card", "aria-label": "Guidelines" }, h("p", {}, "Loading guidelines…"));
@@ -102,7 +102,7 @@ export async function show(main, { me, say }) {
           h("button", { type: "button", class: "reject", "aria-keyshortcuts": "r", onclick: () => verdict("reject") }, "Reject (r)"),
           h("button", { type: "button", class: "fix", "aria-keyshortcuts": "f", onclick: openFix }, "Needs fix (f)"),
           h("button", { type: "button", "aria-keyshortcuts": "s", onclick: skip }, "Skip (s)"),
-          h("button", { type: "button", "aria-keyshortcuts": "u", onclick: undo, disabled: !state.last }, "Undo (u)"))),
+          h("button", { type: "button", id: "undo", "aria-keyshortcuts": "u", onclick: undo, disabled: !state.last }, "Undo (u)"))),
       h("form", { class: "card fix-panel", id: "fix-panel", hidden: !state.fixing,
         onsubmit: (event) => { event.preventDefault(); verdict("needs_fix", fix.value, note.value); } },
         field("Corrected output", fix), field("What you changed, and why", note),
@@ -127,12 +127,37 @@ export async function show(main, { me, say }) {
     }
   };
 
-  const load = async () => {
-    const item = await call("GET", `/v1/review/next${query({ annotator: me.annotator, skip: state.skipped })}`);
+  const setItem = (item) => {
     state.item = item;
     state.score = null; state.fixing = false; state.step = -1;
     state.ratings = item ? (item.example.steps || []).map(() => null) : [];
+  };
+
+  // Items not to be offered again this session: skipped ones, and ones whose label may still be in flight.
+  const passed = () => [...state.skipped, ...state.recent];
+
+  const load = async () => {
+    setItem(await call("GET", `/v1/review/next${query({ annotator: me.annotator, skip: passed() })}`));
     shown();
+    prefetch();
+  };
+
+  // The next item is leased while this one is on screen, so a verdict shows it without a round trip
+  // (one decision, one key: the wait between items is what a curator feels).
+  const prefetch = () => {
+    state.ahead = null;
+    if (!state.item) return;
+    const skip = [...passed(), state.item.example.id];
+    state.ahead = call("GET", `/v1/review/next${query({ annotator: me.annotator, skip })}`).catch(() => undefined);
+  };
+
+  const advance = async () => {
+    const ahead = state.ahead ? await state.ahead : undefined;
+    state.ahead = null;
+    if (ahead === undefined) { await load(); return; }
+    setItem(ahead);
+    shown();
+    prefetch();
   };
 
   const guarded = (action) => async (...args) => {
@@ -151,20 +176,32 @@ export async function show(main, { me, say }) {
 
   const verdict = guarded(async (kind, corrected, note) => {
     if (!state.item) return;
-    const example = state.item.example;
+    const item = state.item;
+    const example = item.example;
     const rated = state.ratings.some((r) => r !== null);
     const body = { annotator: me.annotator, verdict: kind, score: state.score,
       // Unrated steps count as neutral; steps after the first wrong one are not judged (PRM800K).
       step_ratings: rated ? state.ratings.map((r) => r ?? 0) : null,
       corrected_output: kind === "needs_fix" && corrected !== example.output ? corrected : null,
       note: note || null };
-    const result = await call("POST", `/v1/examples/${encodeURIComponent(example.id)}/labels`, { body });
-    state.last = { exampleId: example.id, labelId: result.label.id };
-    state.done += 1;
-    if (typeof state.pending === "number" && result.example.status !== "pending") state.pending -= 1;
-    drawProgress();
-    say("");
-    await load();
+    const saving = call("POST", `/v1/examples/${encodeURIComponent(example.id)}/labels`, { body });
+    state.recent = [...state.recent.slice(-40), example.id];
+    await advance();
+    // The label is counted (and undoable) only once the service has stored it; a refusal brings the item back.
+    saving.then((result) => {
+      state.last = { exampleId: example.id, labelId: result.label.id };
+      state.done += 1;
+      if (typeof state.pending === "number" && result.example.status !== "pending") state.pending -= 1;
+      drawProgress();
+      const undoButton = document.getElementById("undo");
+      if (undoButton) undoButton.disabled = false;
+    }).catch((error) => {
+      state.recent = state.recent.filter((id) => id !== example.id);
+      if (state.item) state.ahead = Promise.resolve(state.item);
+      setItem(item);
+      draw();
+      say(`Your ${kind} label was not saved: ${error.message}${error.field ? ` (${error.field})` : ""}. The item is back.`, "error");
+    });
   });
 
   const skip = guarded(async () => {
@@ -172,7 +209,7 @@ export async function show(main, { me, say }) {
     const id = state.item.example.id;
     if (state.item.lease_expires_at) await call("POST", `/v1/review/${encodeURIComponent(id)}/release`);
     state.skipped.push(id);
-    await load();
+    await advance();
   });
 
   const undo = guarded(async () => {
@@ -181,20 +218,16 @@ export async function show(main, { me, say }) {
     try {
       await call("DELETE", `/v1/examples/${encodeURIComponent(exampleId)}/labels/${encodeURIComponent(labelId)}`);
     } catch (error) {
-      if (error instanceof ApiError && (error.status === 404 || error.status === 405)) {
-        say("Undo is not available on this server (it has no label-undo route yet).", "error");
-        return;
-      }
-      throw error;
+      say(`Undo failed: ${error.message}`, "error");
+      return;
     }
-    if (state.item && state.item.lease_expires_at) {
-      await call("POST", `/v1/review/${encodeURIComponent(state.item.example.id)}/release`);
-    }
-    state.last = null; state.done -= 1; drawProgress();
+    state.last = null; state.done -= 1;
+    state.recent = state.recent.filter((id) => id !== exampleId);
+    drawProgress();
+    // The item on screen stays leased and comes next; the undone one is labelled again first.
+    if (state.item) state.ahead = Promise.resolve(state.item);
     const example = await call("GET", `/v1/examples/${encodeURIComponent(exampleId)}`);
-    state.item = { example, reason: "undo", labels: null, lease_expires_at: null };
-    state.score = null; state.fixing = false; state.step = -1;
-    state.ratings = (example.steps || []).map(() => null);
+    setItem({ example, reason: "undo", labels: null, lease_expires_at: null });
     say("Label removed: label this item again.");
     draw();
   });
@@ -246,8 +279,11 @@ export async function show(main, { me, say }) {
   return async () => {
     document.removeEventListener("keydown", onKey);
     clearInterval(ticking);
-    if (state.item && state.item.lease_expires_at) {
-      await call("POST", `/v1/review/${encodeURIComponent(state.item.example.id)}/release`).catch(() => {});
+    const ahead = state.ahead ? await state.ahead : null;
+    for (const held of [state.item, ahead]) {
+      if (held && held.lease_expires_at) {
+        await call("POST", `/v1/review/${encodeURIComponent(held.example.id)}/release`).catch(() => {});
+      }
     }
   };
 }

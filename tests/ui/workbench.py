@@ -41,18 +41,25 @@ class Workbench:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
-def pending_seed_dir(root: Path) -> Path:
-    """The packaged seed bank with every example pending: a review queue of a few hundred real items."""
-    write_jsonl(root / "seed.jsonl", [{**row, "status": "pending"} for row in seed_rows()])
+def pending_seed_dir(root: Path, examples: int | None = None) -> Path:
+    """The packaged seed bank (its first `examples`, or all) with every example pending: a review queue of
+    real items."""
+    write_jsonl(root / "seed.jsonl", [{**row, "status": "pending"} for row in seed_rows()[:examples]])
     return root
 
 
 @contextmanager
-def serve_workbench(root: Path) -> Iterator[Workbench]:
+def serve_workbench(root: Path, *, keys: bool = True, examples: int | None = None) -> Iterator[Workbench]:
+    """keys=False: no API keys, so authentication is off (the server listens on loopback). examples: how
+    many seed examples the bank starts with (all by default)."""
     port = free_port()
     log = root / "server.log"
     env = dict(os.environ, FEWSHOT_DATA_DIR=str(root / "data"), FEWSHOT_INDEX_DIR=str(root / "indexes"),
-               FEWSHOT_SEED_DIR=str(pending_seed_dir(root / "seed")), FEWSHOT_API_KEYS=SPEC)  # fmt: skip
+               FEWSHOT_SEED_DIR=str(pending_seed_dir(root / "seed", examples)))  # fmt: skip
+    if keys:
+        env["FEWSHOT_API_KEYS"] = SPEC
+    else:
+        env.pop("FEWSHOT_API_KEYS", None)
     env.pop("FEWSHOT_SEED_ON_EMPTY", None)
     env.pop("FEWSHOT_DATABASE_URL", None)
     executable = Path(sys.executable).with_name("fewshot")
@@ -92,9 +99,12 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-def sign_in(page: Page, base_url: str, key: str) -> None:
+def sign_in(page: Page, base_url: str, key: str, name: str = "") -> None:
+    """Sign in with a key, or (key "") with a name only, as on a server without keys."""
     page.goto(f"{base_url}/ui/")
     page.get_by_label("API key").fill(key)
+    if name:
+        page.get_by_label("Your name (without keys)").fill(name)
     page.get_by_label("API key").press("Enter")
     page.locator("#who").filter(has_text="·").wait_for()
 

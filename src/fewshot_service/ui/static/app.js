@@ -35,7 +35,8 @@ function signInForm(problem) {
     h("button", { type: "submit" }, "Sign in"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    session.signIn(key.value.trim(), name.value.trim());
+    // Without keys an empty name still signs in: the work is recorded as "anonymous".
+    session.signIn(key.value.trim(), name.value.trim() || (key.value.trim() ? "" : "anonymous"));
     start();
   });
   clear(main).append(form);
@@ -52,6 +53,11 @@ async function start() {
     session.signOut();
     nav.hidden = true; signOut.hidden = true; who.textContent = "";
     signInForm(why);
+    return;
+  }
+  if (!me.auth_enabled && !session.name) {
+    // A server without keys answers anyone: ask for the name the work is recorded under first.
+    signInForm("This server runs without API keys: give your name (no key needed).");
     return;
   }
   // Without keys every caller is the anonymous admin; the name typed at sign-in labels the work.

@@ -104,6 +104,18 @@ def test_bank_text_with_markup_renders_as_text_and_runs_nothing(workbench: Workb
     assert page.locator("main img").count() == 0
     page.wait_for_timeout(300)  # time for an onerror handler to fire, were the markup ever parsed
 
+    # The guidelines' Markdown renderer makes text nodes: markup in a guidelines file is shown, not parsed.
+    rendered = page.evaluate(
+        """async (source) => {
+            const { renderMarkdown } = await import("/ui/static/markdown.js");
+            const box = document.createElement("div");
+            box.append(...renderMarkdown(source));
+            return [box.querySelectorAll("img").length, box.querySelector("strong").textContent, box.textContent];
+        }""",
+        f"# Rules\n\n{XSS} **bold**",
+    )
+    assert rendered == [0, "bold", f"Rules{XSS} bold"]
+
     response = page.request.get(f"{workbench.base_url}/ui/")
     csp = response.headers["content-security-policy"]
     for rule in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
@@ -253,6 +265,13 @@ def test_edit_conflict_is_shown_and_nothing_is_lost(workbench: Workbench, page: 
 
 
 def test_browse_and_health_pages(workbench: Workbench, page: Page) -> None:
+    twins = ["A kite string 50 m long makes a 30 degree angle with the ground. How high is the kite?",
+             "A kite string 50 metres long makes a 30 degree angle with the ground. How high is the kite?"]  # fmt: skip
+    with workbench.api(KEY_OF["curator"]) as api:
+        stored = api.post("/v1/examples", params={"on_duplicate": "keep"},
+                          json={"examples": [{"input": text, "output": "25 m"} for text in twins]})  # fmt: skip
+        assert stored.status_code == 201, stored.text
+    twin_ids = {example["id"] for example in stored.json()["examples"]}
     sign_in(page, workbench.base_url, KEY_OF["admin"])
     page.get_by_role("link", name="Health").click()
     thin = page.locator("#coverage td.thin a").first
@@ -261,6 +280,13 @@ def test_browse_and_health_pages(workbench: Workbench, page: Page) -> None:
     expect(page.locator("#charts img")).to_be_visible()
     expect(page.locator("#quality")).to_contain_text("No quality model trained yet")
     shot(page, "health")
+    cluster = page.locator("#clusters ol > li", has_text="A kite string").first
+    cluster.locator("a").first.click()
+    expect(page.locator("#results tbody tr")).to_have_count(2)
+    opened = {page.locator("#results tbody a").nth(n).get_attribute("href") for n in range(2)}
+    assert opened == {f"#example/{i}" for i in twin_ids}
+    page.go_back()
+    thin = page.locator("#coverage td.thin a").first
     label = thin.get_attribute("aria-label") or ""
     topic, difficulty = re.match(r"(.+), difficulty (\d)", label).groups()  # type: ignore[union-attr]
     thin.click()

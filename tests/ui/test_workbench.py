@@ -158,7 +158,7 @@ def test_label_three_items_by_keyboard_with_step_ratings(workbench: Workbench, p
     page.keyboard.press("+")
     page.keyboard.press("-")  # the second step is wrong
     expect(page.locator("#steps li").nth(1)).to_contain_text("first wrong step")
-    expect(page.locator(".progress")).not_to_contain_text("…")  # progress figures loaded
+    expect(page.locator(".progress")).not_to_contain_text("…", timeout=30_000)  # progress figures loaded
     shot(page, "review")
     page.keyboard.press("2")
     page.keyboard.press("r")

@@ -90,7 +90,7 @@ export async function show(main, { me, say }) {
         state.item.lease_expires_at ? countdown(state.item.lease_expires_at) : h("span", { class: "lease" }, "Not leased")),
       h("article", { class: "card item", id: "item", dataset: { exampleId: example.id } },
         h("h2", {}, "Input"), h("div", { class: "text", id: "item-input" }, example.input),
-        h("h2", {}, "Steps"), stepList(),
+        h("h2", {}, "Steps ", h("span", { class: "hint keys" }, "↑ ↓ move · + 0 − rate")), stepList(),
         h("h2", {}, "Output"), h("div", { class: "text", id: "item-output" }, example.output)),
       h("div", { class: "decision card" },
         h("div", { class: "score", id: "score" }, "Score: ",

@@ -142,8 +142,7 @@ async function showExample(main, { say }, id) {
           h("td", { class: "text" }, show_(theirs[name])), h("td", { class: "text" }, show_(mine[name])))))),
       h("button", { type: "button", onclick: () => { example = { ...example, version: theirs.version }; save(theirs.version); } },
         "Keep mine (save over theirs)"),
-      h("button", { type: "button", onclick: () => { location.hash = `example/${encodeURIComponent(id)}`; showExampleAgain(); } },
-        "Take theirs (discard mine)"));
+      h("button", { type: "button", onclick: () => showExampleAgain() }, "Take theirs (discard mine)"));
     conflict.hidden = false;
     conflict.querySelector("button").focus();
   };

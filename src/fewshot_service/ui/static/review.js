@@ -134,7 +134,8 @@ export async function show(main, { me, say }) {
   };
 
   // Items not to be offered again this session: skipped ones, and ones whose label may still be in flight.
-  const passed = () => [...state.skipped, ...state.recent];
+  // (The service takes at most 500 skip ids; skips older than the last 400 may be offered again.)
+  const passed = () => [...state.skipped.slice(-400), ...state.recent];
 
   const load = async () => {
     setItem(await call("GET", `/v1/review/next${query({ annotator: me.annotator, skip: passed() })}`));

@@ -64,6 +64,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+    # Every control on every page photographed has a label a screen reader can read out.
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input, select, textarea')]"
+        ".filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.name)"
+    )
+    assert unlabelled == [], f"inputs without a label on {name}: {unlabelled}"
 
 
 def test_reader_sees_no_labelling_controls(workbench: Workbench, page: Page) -> None:
@@ -166,6 +172,7 @@ def test_label_three_items_by_keyboard_with_step_ratings(workbench: Workbench, p
     third_id = current_item(page)
     page.keyboard.press("f")
     expect(page.get_by_label("Corrected output")).to_be_focused()
+    shot(page, "review-needs-fix")
     page.keyboard.press("Control+a")
     page.keyboard.type("corrected: 7")
     page.keyboard.press("Tab")

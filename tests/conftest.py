@@ -18,7 +18,7 @@ from fewshot_service.settings import Settings
 
 from .helpers import SEED_DIR
 
-LEVELS = ("unit", "api", "cli", "system", "postgres", "data", "deploy")
+LEVELS = ("unit", "api", "cli", "system", "postgres", "data", "deploy", "ui")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     label_min_mean_score: float = Field(3.0, ge=1, le=5, description="Mean label score needed for approval.")
     label_rejections_needed: int = Field(1, ge=1, description="Rejections that make an example rejected.")
     review_lease_seconds: float = Field(600, gt=0, description="How long a review item stays with one annotator.")
+    guidelines_file: Path | None = Field(
+        None, description="Markdown labelling guidelines shown beside the workbench's review; default the packaged."
+    )
     # The most texts in one model call; the embedder cuts fewer where padding would cost more (padding.py).
     # Measured on 2 cores over 480 mixed prompts sorted by length: 198/236/232/232 texts/s at 8/16/32/64.
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per model call, at most.")

@@ -108,6 +108,13 @@ MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
     ),
     ("GET", "/v1/preferences/export"): ("curator", 200, None, lambda f: ("/v1/preferences/export", {})),
     ("GET", "/v1/review/next"): ("curator", 200, None, lambda f: ("/v1/review/next?annotator=reviewer", {})),
+    ("POST", "/v1/review/{example_id}/release"): (
+        "curator", 204, None, lambda f: (f"/v1/review/{f.example(status='pending')}/release", {}),
+    ),
+    ("GET", "/v1/preferences/next"): (
+        "curator", 200, None, lambda f: (f"/v1/preferences/next?annotator=reviewer&skip=x{f.preference()}", {}),
+    ),
+    ("GET", "/v1/me"): ("reader", 200, None, lambda f: ("/v1/me", {})),
     ("GET", "/v1/stats"): ("curator", 200, None, lambda f: ("/v1/stats", {})),
     ("GET", "/v1/stats/agreement"): ("curator", 200, None, lambda f: ("/v1/stats/agreement", {})),
     ("GET", "/v1/stats/charts/{name}.png"): (

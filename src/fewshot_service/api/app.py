@@ -22,6 +22,7 @@ from ..quality.service import QualityService
 from ..serving.follower import ChangeFollower
 from ..serving.service import FewshotService
 from ..settings import Settings
+from ..ui import router as ui_router
 from .errors import install_error_handlers
 from .metrics import Metrics, time_embeddings
 from .middleware.limits import BodySizeLimit, ConcurrencyLimit
@@ -29,7 +30,7 @@ from .middleware.observe import Observe
 from .middleware.ratelimit import RateLimiter
 from .openapi import TAGS, explicit_operation_id, install_openapi
 from .query import single_valued_query
-from .routes import admin, examples, expand, health, keys, review, select
+from .routes import admin, examples, expand, health, keys, me, review, select
 from .routes import metrics as metrics_routes
 from .routes import quality as quality_routes
 from .routes import stats as stats_routes
@@ -136,5 +137,7 @@ def create_app(
     app.include_router(quality_routes.router)
     app.include_router(keys.router)
     app.include_router(metrics_routes.router)
+    app.include_router(me.router)
+    app.include_router(ui_router)  # the curator workbench at /ui
     install_openapi(app)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,19 @@ class PreferenceStore(SqlBase):
             conn.execute(insert(preference_labels).values(**stored.model_dump()))
         return stored
 
+    def next_preference(self, annotator: str, skip: Sequence[str] = ()) -> Preference | None:
+        """The oldest pair this annotator has not labelled (nor skipped), None when there is none."""
+        labelled = select(preference_labels.c.preference_id).where(preference_labels.c.annotator == annotator)
+        query = select(preferences).where(preferences.c.id.not_in(labelled))
+        if skip:
+            query = query.where(preferences.c.id.not_in(list(skip)))
+        with self._connect() as conn:
+            row = conn.execute(query.order_by(preferences.c.created_at, preferences.c.id).limit(1)).mappings().first()
+        if row is None:
+            return None
+        fields = {("metadata" if k == "meta" else k): v for k, v in row.items()}
+        return Preference.model_validate({**fields, "created_at": utc(fields["created_at"])})
+
     def iter_preference_labels(self) -> Iterator[tuple[dict[str, Any], PreferenceLabel]]:
         """(the pair's prompt and responses, one label) for every label, oldest first."""
         query = (
@@ -57,12 +70,15 @@ class PreferenceStore(SqlBase):
 
 
 class ReviewStore(SqlBase):
-    def lease_next(self, annotator: str, ttl_seconds: float) -> tuple[Example, str, datetime] | None:
+    def lease_next(
+        self, annotator: str, ttl_seconds: float, skip: Sequence[str] = ()
+    ) -> tuple[Example, str, datetime] | None:
         """The next example this annotator should label, leased to them; None when nothing needs them.
 
         Order: pending LLM-generated examples, other pending examples, then examples whose labels
         disagree; within the pending groups, predicted_quality nearest 0.5 first once a quality model has
-        scored them. Never one the annotator already labelled, never one leased to someone else.
+        scored them. Never one the annotator already labelled, never one leased to someone else, never
+        one in `skip` (items the annotator passed over this session).
         """
         stamp = now()
         with self._transaction() as conn:
@@ -71,6 +87,8 @@ class ReviewStore(SqlBase):
             leased_to_others = select(leases.c.item_id).where(leases.c.annotator != annotator)
             open_items = [examples.c.deleted_at.is_(None), examples.c.id.not_in(labelled_by_me),
                           examples.c.id.not_in(leased_to_others)]  # fmt: skip
+            if skip:
+                open_items.append(examples.c.id.not_in(list(skip)))
             mine = select(leases.c.item_id).where(leases.c.annotator == annotator)
             disagreeing = (
                 select(labels.c.example_id)
@@ -99,6 +117,8 @@ class ReviewStore(SqlBase):
                     return row_to_example(row), reason, expires
         return None
 
-    def release_lease(self, example_id: str, annotator: str) -> None:
+    def release_lease(self, example_id: str, annotator: str | None) -> None:
+        """Hand the item back to the queue: annotator's lease on it, or anyone's when annotator is None."""
+        held = [leases.c.item_id == example_id] + ([leases.c.annotator == annotator] if annotator is not None else [])
         with self._transaction() as conn:
-            conn.execute(delete(leases).where(leases.c.item_id == example_id, leases.c.annotator == annotator))
+            conn.execute(delete(leases).where(*held))

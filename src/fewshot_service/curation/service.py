@@ -172,8 +172,8 @@ class Curator:
         self._sync_index(ids)
 
     # -- review ---------------------------------------------------------------------------------
-    def review_next(self, annotator: str, blind: bool) -> ReviewItem | None:
-        leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds)
+    def review_next(self, annotator: str, blind: bool, skip: Sequence[str] = ()) -> ReviewItem | None:
+        leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds, skip)
         if leased is None:
             return None
         example, reason, expires = leased
@@ -212,3 +212,12 @@ class Curator:
         for example in batch:
             record = ExampleRecord(**example.__dict__, labels=labels[example.id])
             yield record.model_dump_json() + "\n"
+
+    # -- the workbench's queue moves (issue 18) ---------------------------------------------------
+    def release(self, example_id: str, annotator: str | None) -> None:
+        """Give a leased item back to the queue (annotator None: whoever holds it, for admins)."""
+        self.bank.get(example_id)  # 404 for an unknown id rather than a silent no-op
+        self.bank.release_lease(example_id, annotator)
+
+    def next_preference(self, annotator: str, skip: Sequence[str] = ()) -> Preference | None:
+        return self.bank.next_preference(annotator, skip)

@@ -1,0 +1,173 @@
+// Browse the bank (text search and filters), open an example, edit it under the version check, and see
+// its history and labels. #browse?topic=..&difficulty=..&status=.. and #example/ID are linkable.
+
+import { ApiError, call, query } from "./api.js";
+import { clear, field, h, select, when } from "./dom.js";
+
+const FILTERS = ["q", "topic", "difficulty_min", "difficulty_max", "status", "source"];
+const STATUSES = [["", "any status"], ["approved", "approved"], ["pending", "pending"], ["rejected", "rejected"]];
+const SOURCES = [["", "any source"], ["curated", "curated"], ["llm", "llm"], ["imported", "imported"]];
+const LEVELS = [["", "any"], ...[1, 2, 3, 4, 5].map((d) => [String(d), String(d)])];
+
+export async function show(main, context) {
+  if (context.route === "example") return showExample(main, context, context.args[0]);
+  return showList(main, context);
+}
+
+function showList(main, { params, say }) {
+  const given = Object.fromEntries(FILTERS.map((name) => [name, params.get(name) || ""]));
+  if (params.get("difficulty")) given.difficulty_min = given.difficulty_max = params.get("difficulty");
+  const ids = (params.get("ids") || "").split(",").filter(Boolean);
+  const controls = {
+    q: h("input", { type: "search", name: "q", value: given.q, maxlength: 200 }),
+    topic: h("input", { type: "text", name: "topic", value: given.topic }),
+    difficulty_min: select("difficulty_min", LEVELS, given.difficulty_min),
+    difficulty_max: select("difficulty_max", LEVELS, given.difficulty_max),
+    status: select("status", STATUSES, given.status),
+    source: select("source", SOURCES, given.source),
+  };
+  const form = h("form", { class: "card filters", role: "search" },
+    field("Text", controls.q), field("Topic", controls.topic), field("Difficulty from", controls.difficulty_min),
+    field("to", controls.difficulty_max), field("Status", controls.status), field("Source", controls.source),
+    h("button", { type: "submit" }, "Search"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = Object.fromEntries(FILTERS.map((name) => [name, controls[name].value.trim()]));
+    location.hash = `browse${query(chosen)}`;
+  });
+  const results = h("tbody");
+  const more = h("button", { type: "button", hidden: true }, "More");
+  const summary = h("p", { class: "muted", "aria-live": "polite" });
+  main.append(form, h("section", { class: "card" }, summary,
+    h("table", { class: "results", id: "results" },
+      h("thead", {}, h("tr", {}, ["Input", "Topic", "Difficulty", "Status", "Source", "Quality"].map((t) => h("th", { scope: "col" }, t)))),
+      results), more));
+
+  const row = (example) => h("tr", {},
+    h("td", {}, h("a", { href: `#example/${encodeURIComponent(example.id)}` }, excerpt(example.input))),
+    h("td", {}, example.topic || "–"), h("td", {}, example.difficulty ?? "–"), h("td", {}, example.status),
+    h("td", {}, example.source), h("td", {}, example.quality ?? "–"));
+
+  let cursor = null;
+  let count = 0;
+  const page = async () => {
+    const filters = Object.fromEntries(FILTERS.map((name) => [name, given[name]]));
+    const data = await call("GET", `/v1/examples${query({ ...filters, cursor, limit: 50 })}`);
+    results.append(...data.examples.map(row));
+    count += data.examples.length;
+    cursor = data.next_cursor;
+    more.hidden = !cursor;
+    summary.textContent = `${count}${cursor ? "+" : ""} example(s)`;
+  };
+  more.addEventListener("click", () => page().catch((error) => say(error.message, "error")));
+  if (ids.length) {
+    // A duplicate cluster's members, opened from the health page.
+    Promise.all(ids.map((id) => call("GET", `/v1/examples/${encodeURIComponent(id)}`).catch(() => null)))
+      .then((found) => { const live = found.filter(Boolean); results.append(...live.map(row));
+        summary.textContent = `${live.length} example(s) of a near-duplicate cluster`; });
+  } else {
+    page().catch((error) => say(error instanceof ApiError ? error.message : String(error), "error"));
+  }
+  return null;
+}
+
+function excerpt(text) {
+  return text.length > 140 ? `${text.slice(0, 140)}…` : text;
+}
+
+async function showExample(main, { say }, id) {
+  const path = `/v1/examples/${encodeURIComponent(id)}`;
+  let example;
+  try {
+    example = await call("GET", path);
+  } catch (error) {
+    main.append(h("p", { class: "error card" }, error.message));
+    return null;
+  }
+  const controls = {
+    input: h("textarea", { name: "input", rows: 4, value: example.input }),
+    steps: h("textarea", { name: "steps", rows: 6, value: (example.steps || []).join("\n") }),
+    output: h("textarea", { name: "output", rows: 2, value: example.output }),
+    topic: h("input", { type: "text", name: "topic", value: example.topic || "" }),
+    difficulty: select("difficulty", LEVELS, example.difficulty ? String(example.difficulty) : ""),
+    tags: h("input", { type: "text", name: "tags", value: example.tags.join(", ") }),
+    status: select("status", STATUSES.slice(1), example.status),
+  };
+  const version = h("span", { id: "version" }, String(example.version));
+  const conflict = h("div", { class: "conflict", id: "conflict", role: "alert", hidden: true });
+  const form = h("form", { class: "card edit", "aria-label": "Edit example" },
+    h("h1", {}, "Example ", h("code", {}, example.id)),
+    h("p", { class: "muted" }, `${example.source} · version `, version, ` · updated ${when(example.updated_at)}`),
+    field("Input", controls.input), field("Steps (one a line)", controls.steps), field("Output", controls.output),
+    h("div", { class: "row" }, field("Topic", controls.topic), field("Difficulty", controls.difficulty),
+      field("Tags (comma-separated)", controls.tags), field("Status", controls.status)),
+    conflict,
+    h("button", { type: "submit" }, "Save"));
+
+  const draft = () => ({
+    input: controls.input.value,
+    steps: controls.steps.value.split("\n").map((s) => s.trim()).filter(Boolean),
+    output: controls.output.value,
+    topic: controls.topic.value.trim() || null,
+    difficulty: controls.difficulty.value ? Number(controls.difficulty.value) : null,
+    tags: controls.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    status: controls.status.value,
+  });
+  const changed = (base, mine) => Object.fromEntries(Object.entries(mine).filter(([name, value]) =>
+    JSON.stringify(value) !== JSON.stringify(name === "steps" ? base.steps || [] : base[name])));
+
+  const save = async (basedOn) => {
+    const changes = changed(example, draft());
+    if (!Object.keys(changes).length) { say("Nothing changed."); return; }
+    try {
+      example = await call("PATCH", path, { body: changes, extraHeaders: { "If-Match": `"${basedOn}"` } });
+      version.textContent = String(example.version);
+      conflict.hidden = true;
+      say(`Saved: version ${example.version}.`);
+      loadSide();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 409) { await showConflict(changes); return; }
+      say(`${error.message}${error.field ? ` (field ${error.field})` : ""}`, "error");
+    }
+  };
+
+  // Someone saved first: show what they changed beside the edit, which stays in the form until chosen.
+  const showConflict = async (mine) => {
+    const theirs = await call("GET", path);
+    clear(conflict).append(
+      h("h2", {}, `Conflict: someone saved version ${theirs.version} after you opened version ${example.version}`),
+      h("p", {}, "Your edit is still in the form. Compare, then keep yours or take theirs."),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Field"), h("th", {}, "Theirs (saved)"), h("th", {}, "Yours"))),
+        h("tbody", {}, Object.keys(mine).map((name) => h("tr", {}, h("th", { scope: "row" }, name),
+          h("td", { class: "text" }, show_(theirs[name])), h("td", { class: "text" }, show_(mine[name])))))),
+      h("button", { type: "button", onclick: () => { example = { ...example, version: theirs.version }; save(theirs.version); } },
+        "Keep mine (save over theirs)"),
+      h("button", { type: "button", onclick: () => showExampleAgain() }, "Take theirs (discard mine)"));
+    conflict.hidden = false;
+    conflict.querySelector("button").focus();
+  };
+  const showExampleAgain = () => { clear(main); showExample(main, { say }, id); };
+  const show_ = (value) => (value === null || value === undefined ? "–" : Array.isArray(value) ? value.join("\n") : String(value));
+
+  form.addEventListener("submit", (event) => { event.preventDefault(); save(example.version); });
+
+  const side = h("aside", { class: "card side" });
+  const loadSide = async () => {
+    const [history, labels] = await Promise.all([call("GET", `${path}/history`), call("GET", `${path}/labels`)]);
+    clear(side).append(
+      h("p", { id: "served" }, "Served in the last day: not tracked (selections are not logged yet)."),
+      h("h2", {}, `Labels (${labels.length})`),
+      labels.length ? h("ul", { id: "labels" }, labels.map((label) => h("li", {},
+        `${label.annotator}: ${label.verdict}${label.score ? ` ${label.score}/5` : ""}`,
+        label.step_ratings ? ` · steps ${label.step_ratings.map((r) => (r > 0 ? "+" : r < 0 ? "−" : "0")).join(" ")}` : "",
+        ` · ${when(label.created_at)}`, label.note ? h("div", { class: "muted" }, label.note) : null)))
+        : h("p", { class: "muted" }, "No labels."),
+      h("h2", {}, "History"),
+      h("ol", { id: "history" }, history.map((entry) => h("li", {}, `${when(entry.at)} · ${entry.actor} · ${entry.action}`,
+        Object.keys(entry.changes || {}).length ? ` (${Object.keys(entry.changes).join(", ")})` : ""))));
+  };
+  main.append(h("div", { class: "example-layout" }, form, side));
+  loadSide().catch((error) => say(error.message, "error"));
+  controls.input.focus();
+  return null;
+}

@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
-from ..models import IndexRow, SelectFilters
+from ..models import IndexRow, SelectFilters, Source, Status
 
-STATUSES = ("pending", "approved", "rejected")
-SOURCES = ("curated", "llm", "imported")
+# A value's code is its position in the type, saved with each index version: add values at the end only.
+STATUSES: tuple[Status, ...] = get_args(Status)
+SOURCES: tuple[Source, ...] = get_args(Source)
 _NO_TOPIC = -1
 _NO_DIFFICULTY = 0
 

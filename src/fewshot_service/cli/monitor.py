@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from .bank import embed_with_progress
-from .errors import fail, run
+from .errors import run
 from .output import err, table
 from .setup import setup
 
@@ -23,16 +23,17 @@ def stats(
 ) -> None:
     """The bank's shape (counts, coverage gaps, near duplicates, label throughput, balance) and label agreement."""
     from ..monitoring.agreement import AgreementReport
-    from ..monitoring.stats import StatsReport, bank_stats, label_agreement
+    from ..monitoring.service import Monitor
+    from ..monitoring.stats import StatsReport
 
     shared = setup(ctx)
     shared.configure_logging()
-    settings = shared.settings()
     service = shared.service()  # the embedding model is not loaded: stats read stored vectors
 
     def compute() -> tuple[StatsReport, AgreementReport]:
         service.bank.create_schema()
-        return bank_stats(service.bank, settings), label_agreement(service.bank, settings)
+        monitor = Monitor(service.bank, service.settings)
+        return monitor.stats(), monitor.agreement()
 
     result: tuple[StatsReport, AgreementReport] = run(compute)
     shape, agreement = result
@@ -185,28 +186,24 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Run every strategy (and LangChain's selectors) on a labelled data set and print the quality table."""
-    from ..evaluation import DatasetError
     from ..evaluation.report import render_dataset
     from ..evaluation.suite import evaluate_dataset
 
     setup(ctx).configure_logging()
-    try:
-        result = run(
-            lambda: evaluate_dataset(
-                dataset,
-                data,
-                work_dir,
-                queries=queries,
-                k=k,
-                strategies=strategy,
-                diversities=diversity or (),
-                baselines=langchain,
-                keep_near_copies=keep_near_copies,
-                log=lambda message: err.print(message, highlight=False),
-            )
+    result = run(  # a DatasetError is one of the tree's: one line, exit 1
+        lambda: evaluate_dataset(
+            dataset,
+            data,
+            work_dir,
+            queries=queries,
+            k=k,
+            strategies=strategy,
+            diversities=diversity or (),
+            baselines=langchain,
+            keep_near_copies=keep_near_copies,
+            log=lambda message: err.print(message, highlight=False),
         )
-    except DatasetError as exc:
-        raise fail(str(exc)) from exc
+    )
     if as_json:
         payload = {"dataset": dataset, "bank": result.bank_size, "queries": len(result.queries), "k": k}
         payload["missing_strategies"] = result.missing

@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     label_rejections_needed: int = Field(1, ge=1, description="Rejections that make an example rejected.")
     review_lease_seconds: float = Field(600, gt=0, description="How long a review item stays with one annotator.")
     # The most texts in one model call; the embedder cuts fewer where padding would cost more (padding.py).
-    # Measured on 2 cores over 480 mixed prompts sorted by length: 198/236/232/232 texts/s at 8/16/32/64.
+    # Past a few dozen texts a bigger call gains little on a CPU (encode rates by batch: benchmarks/RESULTS.md, Scale).
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per model call, at most.")
     embed_lanes: int = Field(
         2, ge=1, le=64, description="Prompt embeddings that may run at once (micro-batches); one per core suits a CPU."

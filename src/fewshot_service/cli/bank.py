@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from pydantic import ValidationError
@@ -14,17 +14,15 @@ from ..curation.importer import check_file, describe, import_file
 from ..curation.service import Curator
 from ..curation.types import ExampleQuery
 from ..errors import FewshotError
-from ..models import SelectFilters, SelectRequest
+from ..models import ALL_STATUSES as STATUSES
+from ..models import SelectFilters, SelectRequest, Status
 from ..serving.service import FewshotService
 from .errors import fail, run
 from .output import err, progress, progress_steps
 from .setup import setup
 
-
-class StatusChoice(StrEnum):
-    pending = "pending"
-    approved = "approved"
-    rejected = "rejected"
+# Typer offers an Enum's members as choices; built from the model's statuses, so the two cannot drift.
+StatusChoice = StrEnum("StatusChoice", [(s, s) for s in STATUSES])  # type: ignore[misc]
 
 
 def import_(
@@ -44,7 +42,11 @@ def import_(
         service.bank.create_schema()
         with progress("importing", lines) as advance:
             report = import_file(
-                service.bank, file, status=status.value if status else None, strict=strict, on_batch=advance
+                service.bank,
+                file,
+                status=cast(Status, status.value) if status else None,
+                strict=strict,
+                on_batch=advance,
             )
         counts = report.counts
         err.print(

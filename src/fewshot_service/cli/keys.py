@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from ..auth import ROLES
 from ..curation.importer import describe
 from ..errors import FewshotError
 from .errors import run
@@ -21,10 +22,8 @@ if TYPE_CHECKING:
 keys_app = typer.Typer(help="API keys kept in the bank (keys in FEWSHOT_API_KEYS live in the settings).")
 
 
-class RoleChoice(StrEnum):
-    reader = "reader"
-    curator = "curator"
-    admin = "admin"
+# Built from the roles auth.py defines, so the choices cannot drift from them.
+RoleChoice = StrEnum("RoleChoice", [(r, r) for r in ROLES])  # type: ignore[misc]
 
 
 def _authenticator(ctx: typer.Context) -> Authenticator:

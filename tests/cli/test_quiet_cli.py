@@ -119,6 +119,9 @@ def test_select_on_first_use_prints_only_the_examples(env: dict[str, str], tmp_p
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr == "", quiet.stderr
     assert quiet.stdout.startswith("1. [rates,") and "60 km/h" in quiet.stdout
+    # PyTorch draws a "Loading weights" bar as it loads the model: not in a quiet command either.
+    on_torch = process("select", "Solve 6x = 42.", "-k", "1", env={**env, "FEWSHOT_EMBEDDING_BACKEND": "torch"})
+    assert on_torch.returncode == 0 and on_torch.stderr == "", on_torch.stderr
     # -v shows what was hidden: the libraries' lines and the service's INFO lines, never a DEBUG one.
     verbose = process("-v", "select", "Solve 5x = 35.", "-k", "1", "--strategy", "hybrid", env=env)
     assert verbose.returncode == 0, verbose.stderr

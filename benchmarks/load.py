@@ -26,11 +26,7 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from machine import record_section, run_command, version_of  # benchmarks/ is on the path when a script runs
+from harness import (  # benchmarks/ is on the path when a script runs
+    free_port,
+    launched,
+    machine_info,
+    percentile,
+    record_section,
+    wait_ready,
+)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Load: concurrent selection, writes and index swaps (benchmarks/load.py)"
@@ -65,13 +68,6 @@ class Tally:
 
     def server_errors(self) -> int:
         return sum(n for counts in self.statuses.values() for status, n in counts.items() if status >= 500)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def rss_bytes(pid: int) -> int:
@@ -106,13 +102,6 @@ def prompts(seed_dir: Path) -> list[str]:
     if not texts:
         raise SystemExit(f"no examples in {seed_dir}/*.jsonl")
     return texts
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def selector(client: httpx.AsyncClient, texts: list[str], number: int, stop: float, tally: Tally) -> None:
@@ -180,8 +169,7 @@ async def run_load(
     return tally, samples
 
 
-def start_server(work: Path, seed_dir: Path, keys: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = free_port()
+def server_env(work: Path, seed_dir: Path, keys: dict[str, str]) -> dict[str, str]:
     env = dict(
         os.environ,
         FEWSHOT_DATA_DIR=str(work / "data"),
@@ -192,53 +180,7 @@ def start_server(work: Path, seed_dir: Path, keys: dict[str, str]) -> tuple[subp
         HF_HUB_OFFLINE="1",
     )
     env.pop("FEWSHOT_SEED_ON_EMPTY", None)
-    log = work / "server.log"
-    fewshot = Path(sys.executable).with_name("fewshot")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(fewshot), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=out
-        )
-    return process, f"http://127.0.0.1:{port}", log
-
-
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise SystemExit("the server stopped:\n" + log.read_text()[-3000:])
-            try:
-                response = client.get("/readyz")
-                if response.status_code == 200:
-                    ready: dict[str, Any] = response.json()
-                    return ready
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-    raise SystemExit("the server was not ready within 300 s")
-
-
-def machine() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in run_command("lscpu").splitlines() if line.startswith("Model name:")),
-        platform.processor() or "unknown CPU",
-    )
-    memory = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0,
-    )
-    commit = run_command("git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD") or "?"
-    return (
-        f"{run_command('nproc') or os.cpu_count()} cores, {cpu}, {memory / 1024**2:.0f} GiB RAM, "
-        f"Linux {platform.release()}; Python {platform.python_version()}; torch {version_of('torch')}, "
-        f"onnxruntime {version_of('onnxruntime')}, faiss-cpu {version_of('faiss-cpu')}, "
-        f"uvicorn {version_of('uvicorn')}, httpx {version_of('httpx')}; "
-        f"fewshot-service {version_of('fewshot-service')} at {commit}"
-    )
+    return env
 
 
 def report(
@@ -256,7 +198,7 @@ def report(
     rows = []
     for kind in ("select", "write", "swap"):
         done = tally.latencies.get(kind, [])
-        p50, p99 = percentile(done, 0.5) * 1000, percentile(done, 0.99) * 1000
+        p50, p99 = percentile(done, 50) * 1000, percentile(done, 99) * 1000
         statuses = ", ".join(f"{status}: {n}" for status, n in sorted(tally.statuses.get(kind, Counter()).items()))
         rows.append(
             f"| {kind} | {sum(tally.statuses.get(kind, Counter()).values())} | {statuses or '-'} | "
@@ -266,7 +208,7 @@ def report(
     lines = [
         f"### {datetime.now(UTC):%a %b %d %H:%M:%S UTC %Y}",
         "",
-        f"Machine: {machine()}",
+        f"Machine: {machine_info()}",
         "",
         f"Command: `{' '.join(['python', *sys.argv])}`",
         "",
@@ -332,9 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fewshot-load-") as temp:
         work = args.work_dir or Path(temp)
         work.mkdir(parents=True, exist_ok=True)
-        process, base_url, log = start_server(work, seed_dir, keys)
-        try:
-            ready = wait_ready(base_url, process, log)
+        port, log = free_port(), work / "server.log"
+        base_url = f"http://127.0.0.1:{port}"
+        command = [str(Path(sys.executable).with_name("fewshot")), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        with launched(command, server_env(work, seed_dir, keys), log) as process:
+            ready = wait_ready(base_url, process, log, poll=0.2)
             print(f"server ready: {ready['examples']} examples; loading for {args.duration:g} s", flush=True)
             busy, total = cpu_seconds()
             ours = process_cpu_seconds(process.pid) + process_cpu_seconds(os.getpid())
@@ -343,14 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             ours_end = process_cpu_seconds(process.pid) + process_cpu_seconds(os.getpid())
             # The share of the machine's CPU that other processes took during the run (a shared machine).
             args.others_share = max(0.0, (busy_end - busy) - (ours_end - ours)) / (total_end - total)
-            final = wait_ready(base_url, process, log)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            final = wait_ready(base_url, process, log, poll=0.2)
     text, passed = report(args, ready, final, tally, samples)
     print(text)
     if not args.no_record:

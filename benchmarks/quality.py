@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -40,7 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from machine import record_section, run_command, version_of  # benchmarks/ is on the path when a script runs
+from harness import load_average, machine_info, record_section  # benchmarks/ is on the path when a script runs
+
+LANGCHAIN_PACKAGES = ("langchain-core", "langchain-community")
 
 if TYPE_CHECKING:
     from fewshot_service.evaluation.suite import DatasetRun
@@ -50,40 +51,6 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Selection quality (issue 5)"
 DEFAULT_WORK_DIR = Path(__file__).resolve().parent / ".cache" / "quality"
 SHOWN_CANDIDATES = 12
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def machine_info() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in run_command("lscpu").splitlines() if line.startswith("Model name:")),
-        platform.processor() or "unknown CPU",
-    )
-    try:
-        mem_kb = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-    except (OSError, StopIteration):
-        mem_kb = 0
-    cores = run_command("nproc") or str(os.cpu_count())
-    commit = run_command("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") or "no commit"
-    changed = run_command("git", "-C", str(REPO), "status", "--porcelain", "--", "src")
-    packages = ", ".join(
-        f"{name} {version_of(name)}"
-        for name in ("torch", "faiss-cpu", "sentence-transformers", "langchain-core", "langchain-community")
-    )
-    return (
-        f"{cores} cores, {cpu}, {mem_kb / 1024**2:.0f} GiB RAM, Linux {platform.release()}; Python "
-        f"{platform.python_version()}; {packages}; fewshot-service at {commit}"
-        f"{' + uncommitted changes in src/' if changed else ''}"
-    )
 
 
 def record(text: str, path: Path = RESULTS) -> None:
@@ -232,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     minutes = (time.perf_counter() - started) / 60
     header = [
         f"### {date}",
-        f"Machine: {machine_info()}. Load average (1/5/15 min) {load_before} at the start, {load_average()} at "
-        f"the end: the machine was shared, so latencies are indicative only.",
+        f"Machine: {machine_info(LANGCHAIN_PACKAGES)}. Load average (1/5/15 min) {load_before} at the start, "
+        f"{load_average()} at the end: the machine was shared, so latencies are indicative only.",
         f"Command: `{shlex.join(['python', *sys.argv])}` ({minutes:.0f} min, cached banks)",
         *([f"Note: {args.note}"] if args.note else []),
         f"Strategies: {', '.join(available_strategies())}"

@@ -59,7 +59,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import record_section  # benchmarks/ is on the path when a script runs
+from harness import (  # benchmarks/ is on the path when a script runs
+    launched,
+    load_average,
+    machine_info,
+    percentile,
+    record_section,
+    wait_ready,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -74,19 +81,8 @@ SYNTHETIC_TOPICS = 100  # topic t00..t99, uniform: filters on 1, 2, 5, 20 of the
 
 
 # -- small helpers ------------------------------------------------------------------------------------
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message} (load {load_average()})", flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
 
 
 SERVER_SETTINGS: dict[str, str] = {}  # --server-setting NAME=VALUE, for every server and command started
@@ -310,40 +306,22 @@ class Server:
 @contextmanager
 def serving(root: Path, port: int) -> Iterator[Server]:
     """`fewshot serve` on root's bank and indexes; timed from launch to the first 200 from /readyz."""
-    import httpx
-
     log_path = root / "server.log"
     started = time.perf_counter()
-    with log_path.open("ab") as output:
-        process = subprocess.Popen(
-            [FEWSHOT, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(root),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    watch = PeakWatch(process.pid)
-    url = f"http://127.0.0.1:{port}"
-    server: Server | None = None
-    try:
-        with httpx.Client(base_url=url, timeout=5, trust_env=False) as client:
-            while server is None:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the server exited: {log_path.read_text(errors='replace')[-3000:]}")
-                try:
-                    response = client.get("/readyz")
-                    if response.status_code == 200:
-                        server = Server(process, url, time.perf_counter() - started, response.json())
-                except httpx.TransportError:
-                    pass
-                if server is None:
-                    time.sleep(0.05)
-        yield server
-    finally:
-        if server is not None:
-            server.peak_rss_mb = peak_rss_mb(process.pid)
-        process.terminate()
-        process.wait()
-        watch.result()
+    command = [FEWSHOT, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with launched(command, server_env(root), log_path) as process:
+        watch = PeakWatch(process.pid)
+        server: Server | None = None
+        try:
+            # A large bank embeds and indexes before it is ready: allow an hour, not the default minutes.
+            ready = wait_ready(f"http://127.0.0.1:{port}", process, log_path, timeout=3600)
+            server = Server(process, f"http://127.0.0.1:{port}", time.perf_counter() - started, ready)
+            yield server
+        finally:
+            if server is not None:
+                server.peak_rss_mb = peak_rss_mb(process.pid)
+            process.terminate()  # before the watch stops, so it sees the process end
+            watch.result()
 
 
 def rebuild(root: Path) -> tuple[float, float, str]:
@@ -744,7 +722,6 @@ def verdict(ok: bool) -> str:
 
 
 def report(run: Run, args: argparse.Namespace) -> str:
-    from select_latency import machine_info
 
     by_size = {result.size: result for result in run.sizes}
     small, large = by_size.get(args.bank_size), by_size.get(1_000_000)

@@ -35,9 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,7 +48,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from machine import record_section, run_command, version_of  # benchmarks/ is on the path when a script runs
+from harness import (  # benchmarks/ is on the path when a script runs
+    ensure_port_free,
+    launched,
+    machine_info,
+    percentile,
+    record_section,
+    run_command,
+    wait_ready,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -58,6 +64,7 @@ SECTION = "## /v1/select latency on GSM8K (issue 2)"
 TARGET_VS_FLOOR = 1.15
 TARGET_VS_LANGCHAIN = 1.0
 READY_TIMEOUT_S = 600.0
+LANGCHAIN_PACKAGES = ("langchain-core", "langchain-community")
 
 FLOOR = "floor: sentence-transformers embed + exact FAISS (in-process)"
 FLOOR_BACKEND = "floor with the server's backend: ONNX Runtime embed + exact FAISS (in-process)"
@@ -305,54 +312,12 @@ def http_query(client: Any, k: int, strategy: str | None) -> QueryFn:
 
 
 # -- the server ---------------------------------------------------------------------------------------
-def ensure_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise SystemExit(f"port {port} on 127.0.0.1 is in use; pass another --port") from exc
-
-
 @contextmanager
 def running_server(work_dir: Path, port: int, launcher: Launcher) -> Iterator[subprocess.Popen[bytes]]:
     """`fewshot serve` on 127.0.0.1:port, its output in work_dir/server.log; always stopped on exit."""
     ensure_port_free(port)
-    log_path = work_dir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            launcher.serve_command(port),
-            env=service_env(work_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_ready(client: Any, process: subprocess.Popen[bytes], log_path: Path) -> dict[str, Any]:
-    import httpx
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{tail}")
-        try:
-            response = client.get("/readyz")
-            if response.status_code == 200:
-                return dict(response.json())
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the server was not ready after {READY_TIMEOUT_S:.0f}s; see {log_path}")
+    with launched(launcher.serve_command(port), service_env(work_dir), work_dir / "server.log") as process:
+        yield process
 
 
 # -- timing -------------------------------------------------------------------------------------------
@@ -435,7 +400,7 @@ class Measurement:
     selected: list[list[str]] = field(default_factory=list)
 
     def best_round(self) -> int:
-        return int(np.argmin([np.percentile(r, 50) for r in self.rounds]))
+        return int(np.argmin([percentile(r, 50) for r in self.rounds]))
 
 
 def time_block(
@@ -493,7 +458,7 @@ def measure(
             result.server_rounds.append(server[name])
             result.other_load.append(float(np.nanmean(loads[name])) if not np.isnan(loads[name]).all() else np.nan)
             result.selected = selected[name]
-            p50, p99 = np.percentile(client[name], [50, 99])
+            p50, p99 = percentile(client[name], 50), percentile(client[name], 99)
             share = result.other_load[-1]
             print(
                 f"round {number + 1}: {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms (others' CPU {share:.0%})", flush=True
@@ -522,10 +487,6 @@ def quiet_block(
 
 
 # -- report -------------------------------------------------------------------------------------------
-def pct(values: np.ndarray, q: float) -> float:
-    return float(np.nanpercentile(values, q))
-
-
 def agreement(results: dict[str, Measurement], name: str) -> float:
     """Share of queries whose selected id set equals the floor's (exact top-k)."""
     floor = results[FLOOR].selected
@@ -542,12 +503,12 @@ def latency_table(results: dict[str, Measurement], rounds: int) -> str:
     for name, result in results.items():
         cells = [name]
         for series in result.rounds:
-            cells += [f"{pct(series, 50):.2f}", f"{pct(series, 99):.2f}"]
+            cells += [f"{percentile(series, 50):.2f}", f"{percentile(series, 99):.2f}"]
         best = result.best_round()
-        cells += [f"**{pct(result.rounds[best], 50):.2f}**", f"{pct(result.rounds[best], 99):.2f}"]
+        cells += [f"**{percentile(result.rounds[best], 50):.2f}**", f"{percentile(result.rounds[best], 99):.2f}"]
         server = result.server_rounds[best]
         has_server = not np.isnan(server).all()
-        cells.append(f"{pct(server, 50):.2f} / {pct(server, 99):.2f}" if has_server else "-")
+        cells.append(f"{percentile(server, 50):.2f} / {percentile(server, 99):.2f}" if has_server else "-")
         cells.append(" / ".join(f"{share:.0%}" for share in result.other_load))
         cells.append("-" if name == FLOOR else f"{agreement(results, name):.0%}")
         lines.append("| " + " | ".join(cells) + " |")
@@ -559,7 +520,7 @@ def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool
 
     def p50(name: str, number: int | None) -> float:
         result = results[name]
-        return pct(result.rounds[result.best_round() if number is None else number], 50)
+        return percentile(result.rounds[result.best_round() if number is None else number], 50)
 
     head = ["Ratio (p50)", *[f"round {n}" for n in range(1, rounds + 1)], "best rounds", "target", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -588,52 +549,19 @@ def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool
 def overhead_note(results: dict[str, Measurement]) -> str:
     """Where /v1/select's time goes: server-side (took_ms) vs HTTP, and server-side beyond the floor."""
     lines = []
-    floor = pct(results[FLOOR_BACKEND].rounds[results[FLOOR_BACKEND].best_round()], 50)
+    floor = percentile(results[FLOOR_BACKEND].rounds[results[FLOOR_BACKEND].best_round()], 50)
     for name in (SELECT_DEFAULT, SELECT_KNN):
         result = results[name]
         best = result.best_round()
         client = result.rounds[best]
         server = result.server_rounds[best]
         lines.append(
-            f"- {name}: client p50 {pct(client, 50):.2f} ms = server took_ms p50 {pct(server, 50):.2f} ms "
-            f"+ HTTP/framework p50 {pct(client - server, 50):.2f} ms; server-side beyond the same-backend floor's p50 "
-            f"({floor:.2f} ms): {pct(server, 50) - floor:+.2f} ms"
+            f"- {name}: client p50 {percentile(client, 50):.2f} ms = server took_ms p50 "
+            f"{percentile(server, 50):.2f} ms + HTTP/framework p50 {percentile(client - server, 50):.2f} ms; "
+            f"server-side beyond the same-backend floor's p50 ({floor:.2f} ms): "
+            f"{percentile(server, 50) - floor:+.2f} ms"
         )
     return "\n".join(lines)
-
-
-def machine_info() -> str:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in run_command("lscpu").splitlines() if line.startswith("Model name:")),
-        platform.processor() or "unknown CPU",
-    )
-    mem_kb = next(
-        (
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0,
-    )
-    cores = run_command("nproc") or str(os.cpu_count())
-    import fewshot_service
-
-    source = Path(fewshot_service.__file__).resolve().parents[1]
-    if source == REPO / "src":
-        commit = run_command("git", "-C", str(REPO), "rev-parse", "--short", "HEAD") or "no commit"
-        changed = run_command("git", "-C", str(REPO), "status", "--porcelain", "--", "src")
-        where = f"at {commit}{' + uncommitted changes in src/' if changed else ''}"
-    else:
-        where = f"imported from {source}"
-    packages = ", ".join(
-        f"{name} {version_of(name)}"
-        for name in ("torch", "faiss-cpu", "sentence-transformers", "langchain-core", "langchain-community", "httpx")
-    )
-    return (
-        f"{cores} cores, {cpu}, {mem_kb / 1024**2:.0f} GiB RAM, Linux {platform.release()}; "
-        f"Python {platform.python_version()}; {packages}; fewshot-service {version_of('fewshot-service')} "
-        f"{where}"
-    )
 
 
 def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size: int, setup: str) -> tuple[str, bool]:
@@ -643,7 +571,7 @@ def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size:
     text = "\n\n".join(
         [
             f"### {date}",
-            f"Machine: {machine_info()}",
+            f"Machine: {machine_info(('langchain-core', 'langchain-community'))}",
             f"Command: `{' '.join(['python', *sys.argv])}`",
             *([f"Note: {args.note}"] if args.note else []),
             f"Workload: the first {args.queries} GSM8K test questions, one at a time, against a bank of {bank_size} "
@@ -754,7 +682,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:
         runners[SELECT_DEFAULT] = http_query(client, args.k, None)
         runners[SELECT_KNN] = http_query(client, args.k, "knn")
         runners[LANGCHAIN] = langchain_query(embedder.model, bank, args.k)
-        ready = wait_ready(client, process, work_dir / "server.log")
+        ready = wait_ready(f"http://127.0.0.1:{args.port}", process, work_dir / "server.log", READY_TIMEOUT_S, 0.5)
         if ready.get("embedding_backend") != "onnx":
             raise RuntimeError(f"the server embeds with {ready.get('embedding_backend')}, this run expects onnx")
         if ready.get("examples") != len(train):

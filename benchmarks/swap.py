@@ -33,8 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import scale  # benchmarks/ is on the path when a script runs
-from machine import record_section
-from select_latency import machine_info
+from harness import load_average, machine_info, percentile, record_section
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Hot swap under traffic (issue 4, benchmarks/swap.py)"
@@ -104,10 +103,6 @@ def adoptions(log: Path, version_names: list[str]) -> dict[str, tuple[float, flo
     return found
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="A folder with data/ and indexes/ (scale.py's).")
@@ -161,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     swap_seconds = [end - 0.2 - start for start, end in windows]
     lines = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"Machine: {machine_info()}. Load average at the end: {scale.load_average()}.",
+        f"Machine: {machine_info()}. Load average at the end: {load_average()}.",
         f"Command: `{' '.join(['python', *sys.argv])}` ({(time.perf_counter() - began) / 60:.0f} min)",
         f"Bank: {server.ready.get('examples'):,} examples in {root.name}; {args.clients} clients back to back; "
         f"{args.rebuilds} runs of `fewshot rebuild` in another process, each publishing a version that the server "

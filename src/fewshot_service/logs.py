@@ -63,6 +63,7 @@ def configure(level: str, fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.setLevel(level.upper())  # libraries that lower their own logger (bm25s sets DEBUG) stay at ours
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -33,9 +33,11 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_STEPS = 64
 MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
-ALL_STATUSES: tuple[Status, ...] = ("pending", "approved", "rejected")
+ALL_STATUSES: tuple[Status, ...] = get_args(Status)
 
-STRATEGY_NAMES = ("stratified", "mmr", "dpp", "coverage", "hybrid", "knn", "random")  # the selection registry's names
+# The names the selection registry (selection.STRATEGIES) serves; settings and the request schema read them here.
+StrategyName = Literal["stratified", "mmr", "dpp", "coverage", "hybrid", "knn", "random"]
+STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 
 # "Not blank" stated in the JSON schema as the validators decide it (clients and schema-driven tests read
 # it): a character that Python's str.strip() keeps, or, for strip_whitespace fields, one pydantic's

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import ConfigurationError
+from .models import StrategyName
+
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+ENV_PREFIX = "FEWSHOT_"
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FEWSHOT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path("./data"), description="Where the embedded (SQLite) bank lives.")
     index_dir: Path = Field(Path("./indexes"), description="Index versions.")
@@ -71,7 +76,7 @@ class Settings(BaseSettings):
     seed_on_empty: bool = Field(True, description="Load seed_examples/ when the bank is empty at start.")
     seed_dir: Path | None = Field(None, description="Seed JSONL folder; default the packaged seed bank.")
 
-    default_strategy: str = "stratified"
+    default_strategy: StrategyName = Field("stratified", description="Strategy used when a request names none.")
     default_diversity: float = Field(
         0.6, ge=0.0, le=1.0, description="Diversity trade-off (stratified, mmr, dpp) when a request names none."
     )
@@ -110,7 +115,7 @@ class Settings(BaseSettings):
         None, description="Markdown labelling guidelines shown beside the workbench's review; default the packaged."
     )
     # The most texts in one model call; the embedder cuts fewer where padding would cost more (padding.py).
-    # Measured on 2 cores over 480 mixed prompts sorted by length: 198/236/232/232 texts/s at 8/16/32/64.
+    # Past a few dozen texts a bigger call gains little on a CPU (encode rates by batch: benchmarks/RESULTS.md, Scale).
     embed_batch_size: int = Field(32, ge=1, le=4096, description="Texts per model call, at most.")
     embed_lanes: int = Field(
         2, ge=1, le=64, description="Prompt embeddings that may run at once (micro-batches); one per core suits a CPU."
@@ -158,7 +163,7 @@ class Settings(BaseSettings):
     quality_min_labels_per_class: int = Field(
         10, ge=2, description="Labelled good and bad examples each needed before the quality model trains."
     )
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     # Security and reliability (issue 8): limits, logs, metrics.
     rate_limit_per_second: float = Field(
         100.0, ge=0, description="Requests per second each API key (or client address without auth) may make; 0: off."
@@ -171,6 +176,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="Log lines of `fewshot serve`: JSON or text.")
     log_prompts: bool = Field(False, description="Log the prompt of each /v1/select (off: prompts never reach logs).")
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value  # `info` works as Python's logging takes it
+
     def resolved_model_cache_dir(self) -> Path:
         if self.model_cache_dir is not None:
             return self.model_cache_dir
@@ -181,3 +191,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'bank.sqlite3').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value is a ConfigurationError of one line naming its variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        names = [ENV_PREFIX + str(problem["loc"][0]).upper() for problem in exc.errors()]
+        problems = [
+            f"{name}: {problem['msg']} (got {problem['input']!r})"
+            if isinstance(problem["input"], str)
+            else f"{name}: {problem['msg']}"
+            for name, problem in zip(names, exc.errors(), strict=True)
+        ]
+        raise ConfigurationError("; ".join(problems), field=names[0]) from exc

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
-from fewshot_service.cli import main as cli
+from fewshot_service.cli import app as cli_app
+from fewshot_service.cli.setup import Setup
 from fewshot_service.curation.service import Curator
 from fewshot_service.embedding import SentenceTransformerEmbedder
 from fewshot_service.errors import ConfigurationError
@@ -478,10 +479,11 @@ def test_the_cli_expands_and_fails_with_one_line(
         banks.append(SqlBank(settings.resolved_database_url()))
         return FewshotService(settings, banks[-1], lambda: embedder, IndexStore(settings.index_dir))
 
-    monkeypatch.setattr(cli, "build_service", build)
-    runner = CliRunner()
+    def invoke(*args: str) -> Result:  # each run gets its own Setup, as each `fewshot` process would
+        return CliRunner().invoke(cli_app, list(args), obj=Setup(build_service=build))
+
     try:
-        result = runner.invoke(cli.app, ["expand", "--topic", "geometry", "--difficulty", "1", "--n", "3", "--json"])
+        result = invoke("expand", "--topic", "geometry", "--difficulty", "1", "--n", "3", "--json")
         assert result.exit_code == 0, result.output
         assert "stored 3 of 3 requested as pending" in result.output and "2 call(s)" in result.output
         report = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
@@ -489,11 +491,11 @@ def test_the_cli_expands_and_fails_with_one_line(
         stored = [e for e in banks[-1].iter_examples() if e.source == "llm"]
         assert sorted(e.input for e in stored) == sorted(POOL[:3]) and {e.status for e in stored} == {"pending"}
 
-        missing = runner.invoke(cli.app, ["expand", "--topic", "geometry", "--n", "3"])
+        missing = invoke("expand", "--topic", "geometry", "--n", "3")
         assert missing.exit_code == 1 and "difficulty is required" in missing.output
 
         monkeypatch.delenv("FEWSHOT_LLM_BASE_URL")
-        unconfigured = runner.invoke(cli.app, ["expand", "--fill-gaps"])
+        unconfigured = invoke("expand", "--fill-gaps")
         assert unconfigured.exit_code == 1
         assert "error: LLM expansion needs an OpenAI-compatible endpoint" in unconfigured.output
         assert "Traceback" not in unconfigured.output

@@ -6,9 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from ..auth import Authenticator
 from ..curation.service import Curator
+from ..expansion.types import QualityScorer
+from ..monitoring.service import Monitor
 from ..serving.service import FewshotService
 from ..settings import Settings
+from .metrics import Metrics
 from .middleware.security import CurrentPrincipal
 
 
@@ -51,3 +55,31 @@ def _actor(
 
 CuratorDep = Annotated[Curator, Depends(_curator)]
 Actor = Annotated[str, Depends(_actor)]
+
+
+def _auth(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.auth
+    return auth
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def _quality_scorer(request: Request) -> QualityScorer | None:
+    # The quality model registers its scorer once trained; without one nothing is scored.
+    scorer: QualityScorer | None = getattr(request.app.state, "predict_quality", None)
+    return scorer
+
+
+AuthDep = Annotated[Authenticator, Depends(_auth)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+QualityScorerDep = Annotated[QualityScorer | None, Depends(_quality_scorer)]
+
+
+def _monitor(service: Service) -> Monitor:
+    return Monitor(service.bank, service.settings)  # stateless: built per request, nothing on app.state
+
+
+MonitorDep = Annotated[Monitor, Depends(_monitor)]

@@ -15,6 +15,13 @@ from ..errors import FewshotError
 log = logging.getLogger(__name__)
 
 
+def error_body(
+    code: str, message: str, field: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The one shape every error answer has, handlers and middleware alike (docs/api.md, "Errors")."""
+    return {"error": {"code": code, "message": message, "field": field, **(details or {})}}
+
+
 def error_response(
     status: int,
     code: str,
@@ -23,8 +30,7 @@ def error_response(
     headers: dict[str, str] | None = None,
     details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field, **(details or {})}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, field, details), status_code=status, headers=headers)
 
 
 def _is_member_name(part: Any) -> bool:

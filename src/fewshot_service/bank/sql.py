@@ -127,8 +127,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
     def iter_with_revisions(self, limit: int, batch_size: int = 2000) -> Iterator[tuple[int, Example]]:
         """Up to `limit` live examples with their revisions, a page at a time in id order.
 
-        Keyset pages (id > last), not OFFSET: at a million rows each OFFSET page sorted the whole table and
-        warming the example cache took 20 s of start-up."""
+        Keyset pages (id > last), not OFFSET: each OFFSET page sorts the whole table again, which at a million
+        rows made warming the example cache a large part of start-up."""
         last = ""
         taken = 0
         while taken < limit:

@@ -28,14 +28,46 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def check_file(path: Path) -> int:
+    """How many lines the file has, once it is known to exist, be readable and decode (before any write)."""
+    if not path.is_file():
+        raise ImportFileError(f"no such file: {path}", line_errors=[])
+    lines = 0
+    try:
+        with path.open("rb") as handle:
+            for lines, raw in enumerate(handle, start=1):
+                _decode(raw, lines)
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror}", line_errors=[]) from exc
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(
+            f"{path.name} line {lines}: {_undecodable(exc)}; nothing was imported", line_errors=[]
+        ) from exc
+    return lines
+
+
+def _decode(raw: bytes, number: int) -> str:
+    # A byte order mark opens files some editors save as "UTF-8"; it is not part of the first line's JSON.
+    return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+
+
+def _undecodable(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
+
+
 def parse_lines(path: Path, status: Status | None = None) -> Iterator[tuple[int, ExampleImport | str]]:
     """(line number, record) for good lines and (line number, reason) for bad ones; blank lines skipped."""
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}", line_errors=[]) from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = _decode(raw, number)
+            except UnicodeDecodeError as exc:
+                yield number, _undecodable(exc)
+                continue
             if not line.strip():
                 continue
             try:
@@ -60,7 +92,8 @@ def import_file(
     """Import a JSONL file into the bank, idempotent on external_id.
 
     Not strict: good lines are written in batches and bad ones reported. Strict: the whole file is
-    checked first and nothing is written when any line is bad.
+    checked first and nothing is written when any line is bad. on_batch is told how many lines of the file
+    each write covered (bad and blank ones too), so it can count lines read.
     """
     report = ImportReport()
     if strict:
@@ -69,23 +102,30 @@ def import_file(
         if bad:
             raise ImportFileError(f"{path.name}: {len(bad)} bad line(s); nothing was imported", line_errors=bad)
         # One transaction: the file goes in whole or not at all.
-        report.counts += _write(bank, [item for _, item in parsed if not isinstance(item, str)], on_batch)
+        report.counts += bank.upsert([item for _, item in parsed if not isinstance(item, str)])
+        _advance(on_batch, _last_line(path))
         return report
     batch: list[ExampleImport] = []
+    lines_done = 0  # lines a write has covered, bad ones included, so the progress ends at the file's end
     for number, item in parse_lines(path, status):
         if isinstance(item, str):
             report.line_errors.append((number, item))
             continue
         batch.append(item)
         if len(batch) >= batch_size:
-            report.counts += _write(bank, batch, on_batch)
-            batch = []
-    report.counts += _write(bank, batch, on_batch)
+            report.counts += bank.upsert(batch)
+            _advance(on_batch, number - lines_done)
+            lines_done, batch = number, []
+    report.counts += bank.upsert(batch)
+    _advance(on_batch, _last_line(path) - lines_done)
     return report
 
 
-def _write(bank: ExampleBank, batch: list[ExampleImport], on_batch: Callable[[int], None] | None) -> ImportCounts:
-    counts = bank.upsert(batch)
-    if on_batch is not None:
-        on_batch(len(batch))
-    return counts
+def _advance(on_batch: Callable[[int], None] | None, lines: int) -> None:
+    if on_batch is not None and lines > 0:
+        on_batch(lines)
+
+
+def _last_line(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)

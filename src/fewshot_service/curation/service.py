@@ -16,7 +16,7 @@ import numpy as np
 from ..bank import SqlBank
 from ..bank.base import input_hash
 from ..errors import Conflict
-from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, LabelCreate, SelectFilters
+from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, Label, LabelCreate, SelectFilters
 from ..serving.rebuild import embed_missing
 from ..serving.service import FewshotService
 from .labels import LabelPolicy, check_label, with_first_wrong_step
@@ -26,6 +26,7 @@ from .types import (
     ExampleQuery,
     ExampleRecord,
     ExampleUpdate,
+    HistoryEntry,
     LabelResult,
     OnDuplicate,
     Preference,
@@ -212,6 +213,21 @@ class Curator:
         for example in batch:
             record = ExampleRecord(**example.__dict__, labels=labels[example.id])
             yield record.model_dump_json() + "\n"
+
+    # -- reading, for the routes (they reach the bank only through the curator) -----------------
+    def list_examples(self, query: ExampleQuery, after: str | None, limit: int) -> tuple[list[Example], str | None]:
+        """A page of live examples matching the query, and the cursor of the next page (None at the end)."""
+        return self.bank.list_examples(query, after, limit)
+
+    def get(self, example_id: str) -> Example:
+        return self.bank.get(example_id)
+
+    def history(self, example_id: str) -> list[HistoryEntry]:
+        """Every change to the example, oldest first."""
+        return self.bank.history(example_id)
+
+    def labels_of(self, example_id: str) -> list[Label]:
+        return self.bank.labels_of(example_id)
 
     # -- the workbench's queue moves (issue 18) ---------------------------------------------------
     def release(self, example_id: str, annotator: str | None) -> None:

@@ -94,8 +94,8 @@ class OnnxEmbedder:
             options = onnxruntime.SessionOptions()
             if threads:
                 options.intra_op_num_threads = threads
-            # Idle pool threads spin by default, burning the cores the HTTP threads and the next request need;
-            # measured here under load, spinning doubled the p50 of a prompt's embedding.
+            # Idle pool threads spin by default, burning the cores the HTTP threads and the next request need,
+            # which slows every prompt's embedding under load.
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(
                 str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]

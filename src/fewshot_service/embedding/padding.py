@@ -2,11 +2,10 @@
 
 A transformer pads every text of a batch to the batch's longest, and on a CPU the work grows with the padded
 token count, so one 200-token text in a batch of seven 15-token ones makes the batch cost eight 200-token
-texts. A model call also has a fixed cost (measured here with ONNX Runtime on 2 cores: ~2-3 ms, about what 16
-tokens of work cost), which is what batching short texts saves. Prompts arriving together (micro-batching)
-and rows of a bank vary that much in length: on MMLU/BANKING77/ARC questions the median is 15 tokens and
-the longest 256 (the model's limit). Measured on 480 such prompts taken eight at a time in arrival order,
-fixed batches of 8 embedded 71 texts/s and one text per call 141 texts/s.
+texts. A model call also has a fixed cost (about what CALL_COST_TOKENS tokens of work cost), which is what
+batching short texts saves. Prompts arriving together (micro-batching) and rows of a bank vary that much in
+length: short questions sit beside ones at the model's token limit, so fixed batches in arrival order can
+embed fewer texts a second than one text per call (encode rates: benchmarks/RESULTS.md, Scale).
 
 So texts are sorted by token count and cut where the cut is cheaper than the padding: an exact dynamic
 programme over the sorted lengths, minimising the sum over batches of (call cost + size x longest).
@@ -16,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# The fixed cost of one model call, in tokens of work: measured ~2.5 ms per call against ~0.15 ms per token
-# for all-MiniLM-L6-v2 under ONNX Runtime with 2 threads (a model with a costlier token only lowers it).
+# The fixed cost of one model call, in tokens of work: a call's overhead over a token's cost for
+# all-MiniLM-L6-v2 under ONNX Runtime on a CPU (a model with a costlier token only lowers it).
 CALL_COST_TOKENS = 16
 
 

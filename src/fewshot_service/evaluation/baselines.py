@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import ConfigurationError
+
 LC_SIMILARITY = "langchain:similarity"
 LC_MMR = "langchain:mmr"
 BASELINES = (LC_SIMILARITY, LC_MMR)
@@ -26,7 +28,7 @@ BASELINE_TITLES = {
 Select = Callable[[str], list[str]]  # prompt -> ids of the chosen examples, in the selector's order
 
 
-class BaselineUnavailable(RuntimeError):
+class BaselineUnavailable(ConfigurationError):
     """LangChain is not installed."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidInput
 from ..models import MAX_INPUT_CHARS, ExampleImport
 from .metrics import Labels
 
@@ -36,7 +37,7 @@ DEFAULT_QUERIES = 300
 DEFAULT_SEED = 0
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidInput):
     """A data set folder is missing a file or holds something unexpected."""
 
 

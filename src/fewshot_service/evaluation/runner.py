@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..embedding import Embedder
+from ..errors import InvalidInput
 from ..models import ExampleImport, SelectRequest
 from ..serving.rebuild import embed_missing
 from ..serving.service import FewshotService
@@ -310,7 +311,8 @@ class Evaluation:
         from ..selection import STRATEGIES
 
         if spec.strategy not in STRATEGIES:
-            raise LookupError(f"strategy {spec.strategy!r} is not available (have {', '.join(STRATEGIES)})")
+            available = ", ".join(STRATEGIES)
+            raise InvalidInput(f"strategy {spec.strategy!r} is not available (have {available})", field="strategy")
         spec.request("probe", k, 0)  # invalid options fail here, before any query
 
         def select_one(prompt: str, seed: int) -> tuple[list[str], float | None]:

@@ -12,12 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import LLMError
 from ..models import MAX_STEPS
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
 
 
-class MalformedAnswer(ValueError):
+class MalformedAnswer(LLMError):
     """The answer as a whole cannot be read: it is skipped and counted, and the run goes on."""
 
 

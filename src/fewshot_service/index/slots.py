@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
-from ..models import IndexRow, SelectFilters
+from ..models import IndexRow, SelectFilters, Source, Status
 
-STATUSES = ("pending", "approved", "rejected")
-SOURCES = ("curated", "llm", "imported")
+# A value's code is its position in the type, saved with each index version: add values at the end only.
+STATUSES: tuple[Status, ...] = get_args(Status)
+SOURCES: tuple[Source, ...] = get_args(Source)
 _NO_TOPIC = -1
 _NO_DIFFICULTY = 0
 
@@ -172,8 +174,8 @@ class SlotTable:
     def load(cls, path: Path) -> SlotTable:
         """Read a saved table. A running server loads a new version beside the one it serves, so the Python-level
         work (a million ids into a list and a dict) is done in steps that hand the interpreter to the request
-        threads between them (_steps): done in one go it held them up to 70 ms at a time, and /v1/select's
-        p99 doubled while a 1M version was adopted (benchmarks/swap.py)."""
+        threads between them (_steps): done in one go it held them long enough to raise /v1/select's p99 while
+        a large version was adopted (benchmarks/swap.py; figures in benchmarks/RESULTS.md, Hot swap)."""
         table = cls()
         with np.load(path, allow_pickle=False) as data:
             ids = data["ids"]
@@ -207,7 +209,7 @@ class SlotTable:
         return table
 
 
-_STEP = 20_000  # rows per step of SlotTable.load: about 2 ms of work
+_STEP = 20_000  # rows per step of SlotTable.load: short steps, so request threads get the interpreter between them
 
 
 def _steps(count: int) -> Iterator[tuple[int, int]]:

@@ -32,9 +32,9 @@ from .slots import SlotTable
 INDEX_FILE = "index.faiss"
 SLOTS_FILE = "slots.npz"
 # A filter keeping at most this share of the slots is searched exactly over just those slots (no copy: FAISS
-# skips the others). The exact scan still walks every slot's id, so its cost grows with the bank: at one
-# million vectors it took 11-16 ms for a 1-2% subset against 10-13 ms for the probe below, and 24 ms for a
-# 5% subset against 9 ms (benchmarks/RESULTS.md, Scale). Up to 2% exactness costs little; above, the probe.
+# skips the others). The exact scan still walks every slot's id, so its cost grows with the bank; at a
+# million vectors it matches the probe below up to about this share and loses above it (benchmarks/RESULTS.md,
+# Scale, "filter keeps"): up to it exactness costs little; above, the probe.
 # (Gathering the subset's vectors instead was slower still: an IVF reads them back one at a time.)
 EXACT_SHARE = 0.02
 _CACHED_MASKS = 16
@@ -43,9 +43,8 @@ _CACHED_MASKS = 16
 @contextmanager
 def _one_openmp_thread() -> Iterator[None]:
     """Run the FAISS calls inside on the calling thread alone. A one-query search gains nothing from OpenMP
-    (FAISS splits work by query), but each call still wakes the OpenMP team, whose idle threads then spin:
-    with 16 concurrent /v1/select requests on 2 cores that cost 2.3 ms of CPU a request on a 10k bank
-    (11.3 against 13.6 ms of server CPU a request, OMP_NUM_THREADS=1 against the default). OpenMP keeps the
+    (FAISS splits work by query), but each call still wakes the OpenMP team, whose idle threads then spin and
+    take CPU from concurrent requests. OpenMP keeps the
     setting per thread, and it is put back after, so a rebuild, which trains and adds in parallel, keeps
     every core whichever thread runs it."""
     previous = faiss.omp_get_max_threads()

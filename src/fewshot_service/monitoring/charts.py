@@ -13,19 +13,21 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import get_args
 
 # The Agg canvas is used directly, so matplotlib's global backend (pyplot's) is never selected or touched.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..bank.stats_sql import CellCount
+from ..models import Source
 from .stats import DIFFICULTIES
 
 DPI = 100
 CHART_WIDTH, CHART_HEIGHT = 1000, 600  # pixels
 MAX_TOPICS = 30  # beyond this the labels no longer fit; the largest topics are drawn
-SOURCES = ("curated", "llm", "imported")
-SOURCE_COLOURS = {"curated": "#4C72B0", "llm": "#DD8452", "imported": "#55A868"}
+SOURCES: tuple[Source, ...] = get_args(Source)
+SOURCE_COLOURS: dict[Source, str] = {"curated": "#4C72B0", "llm": "#DD8452", "imported": "#55A868"}
 _LOCK = threading.Lock()
 
 # name -> (title, statuses drawn by default; None = every live example)

@@ -158,7 +158,8 @@ class FewshotService:
                 reason = unusable
             except IndexStoreError as exc:
                 reason = exc.message
-        log.warning("rebuilding the index: %s", reason)
+        # Building the first index is normal first use, not a problem worth a warning.
+        log.log(logging.INFO if version is None else logging.WARNING, "rebuilding the index: %s", reason)
         self.rebuild()
         return "rebuilt", reason
 

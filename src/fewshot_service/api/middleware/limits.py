@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import error_body
+
 
 class BodySizeLimit:
     """Answer 413 for bodies over max_bytes, whether announced by Content-Length or chunked."""
@@ -49,8 +51,8 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
     async def _reject(self, send: Send, limit: int) -> None:
-        error = {"code": "payload_too_large", "message": f"the request body exceeds {limit} bytes", "field": "body"}
-        await _send_json(send, 413, error, [])
+        body = error_body("payload_too_large", f"the request body exceeds {limit} bytes", "body")
+        await _send_json(send, 413, body, [])
 
 
 class ConcurrencyLimit:
@@ -79,11 +81,7 @@ class ConcurrencyLimit:
             await _send_json(
                 send,
                 503,
-                {
-                    "code": "overloaded",
-                    "message": f"{self.max_in_flight} requests are in flight already; retry shortly",
-                    "field": None,
-                },
+                error_body("overloaded", f"{self.max_in_flight} requests are in flight already; retry shortly"),
                 [(b"retry-after", b"1")],
             )
             return
@@ -120,8 +118,10 @@ class ConcurrencyLimit:
         self.in_flight -= 1
 
 
-async def _send_json(send: Send, status: int, error: Mapping[str, object], headers: list[tuple[bytes, bytes]]) -> None:
-    body = json.dumps({"error": error}).encode()
+async def _send_json(
+    send: Send, status: int, content: Mapping[str, object], headers: list[tuple[bytes, bytes]]
+) -> None:
+    body = json.dumps(content).encode()
     await send(
         {
             "type": "http.response.start",

@@ -68,7 +68,7 @@ def add_examples(
 @router.get("/v1/examples", operation_id="list_examples", response_model=ExamplePage)
 def list_examples(query: Annotated[ExamplePageQuery, Query()], curator: CuratorDep) -> ExamplePage:
     """Examples matching the filters, a page at a time (pass next_cursor back as cursor)."""
-    page, next_cursor = curator.bank.list_examples(query, query.cursor, query.limit)
+    page, next_cursor = curator.list_examples(query, query.cursor, query.limit)
     return ExamplePage(examples=page, next_cursor=next_cursor)
 
 
@@ -144,7 +144,7 @@ def _version_from(if_match: str | None) -> int | None:
 
 @router.get("/v1/examples/{example_id}", operation_id="get_example", response_model=Example, responses=errors(404))
 def get_example(example_id: ExampleId, curator: CuratorDep, response: Response) -> Example:
-    example = curator.bank.get(example_id)
+    example = curator.get(example_id)
     response.headers["ETag"] = f'"{example.version}"'
     return example
 
@@ -197,7 +197,7 @@ def delete_example(example_id: ExampleId, curator: CuratorDep, actor: Actor) -> 
 )
 def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryEntry]:
     """Every change: who, when, what (old and new values)."""
-    return curator.bank.history(example_id)
+    return curator.history(example_id)
 
 
 @router.post(
@@ -216,4 +216,4 @@ def label_example(example_id: ExampleId, label: LabelCreate, curator: CuratorDep
     "/v1/examples/{example_id}/labels", operation_id="list_labels", response_model=list[Label], responses=errors(404)
 )
 def example_labels(example_id: ExampleId, curator: CuratorDep) -> list[Label]:
-    return curator.bank.labels_of(example_id)
+    return curator.labels_of(example_id)

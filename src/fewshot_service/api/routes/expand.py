@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from ...expansion import Expander, ExpandRequest, ExpansionReport
-from ..deps import Actor, CuratorDep
+from ..deps import Actor, CuratorDep, QualityScorerDep
 from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY, errors
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["operations"], dependencies=[require("admin")], respons
 @router.post(
     "/v1/admin/expand", operation_id="expand", response_model=ExpansionReport, responses={**WITH_BODY, **errors(502)}
 )
-def expand(body: ExpandRequest, request: Request, curator: CuratorDep, actor: Actor) -> ExpansionReport:
+def expand(body: ExpandRequest, curator: CuratorDep, actor: Actor, scorer: QualityScorerDep) -> ExpansionReport:
     """Have the configured LLM write new examples for one cell (topic, difficulty, n) or for every cell below
     its target (fill_gaps); they are stored as source=llm, status=pending for review, and the report counts
     what was generated, stored and dropped (and why), the calls, retries and tokens.
@@ -23,7 +23,5 @@ def expand(body: ExpandRequest, request: Request, curator: CuratorDep, actor: Ac
     The call returns when the run ends. 503 when no LLM endpoint is configured, 502 when it fails before
     answering anything; a run that fails later returns its report with stopped=llm_error.
     """
-    # The quality model (issue 6) registers its scorer here once trained; without one nothing is scored.
-    scorer = getattr(request.app.state, "predict_quality", None)
     expander = Expander(curator, predict_quality=scorer)
     return expander.run(expander.plan(body), actor=actor)

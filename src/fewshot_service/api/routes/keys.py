@@ -5,21 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Response, status
 
-from ...auth import Authenticator, KeyCreate, KeyCreated, KeyInfo
-from ..deps import Actor
+from ...auth import KeyCreate, KeyCreated, KeyInfo
+from ..deps import Actor, AuthDep
 from ..middleware.security import require
 from ..responses import PROTECTED, WITH_BODY, errors
 
 router = APIRouter(tags=["operations"], dependencies=[require("admin")], responses=PROTECTED)
 log = logging.getLogger(__name__)
 KeyId = Annotated[str, Path(max_length=64, description="The key's id (from the list), not the key.")]
-
-
-def _auth(request: Request) -> Authenticator:
-    auth: Authenticator = request.app.state.auth
-    return auth
 
 
 @router.post(
@@ -29,10 +24,10 @@ def _auth(request: Request) -> Authenticator:
     response_model=KeyCreated,
     responses=WITH_BODY,
 )
-def create_key(body: KeyCreate, request: Request, actor: Actor) -> KeyCreated:
+def create_key(body: KeyCreate, auth: AuthDep, actor: Actor) -> KeyCreated:
     """Create a key with a name and a role. The answer holds the key itself, this once: only its sha256 is
     stored. The first key created turns authentication on for a server that had none."""
-    created = _auth(request).create(body)
+    created = auth.create(body)
     log.info(
         "API key created", extra={"key_id": created.id, "key_name": created.name, "role": created.role, "by": actor}
     )
@@ -40,18 +35,18 @@ def create_key(body: KeyCreate, request: Request, actor: Actor) -> KeyCreated:
 
 
 @router.get("/v1/admin/keys", operation_id="list_keys", response_model=list[KeyInfo])
-def list_keys(request: Request) -> list[KeyInfo]:
+def list_keys(auth: AuthDep) -> list[KeyInfo]:
     """Every key in the bank, revoked ones included, newest first (never the keys themselves). Keys from
     FEWSHOT_API_KEYS are not listed: they live in the settings."""
-    return _auth(request).list()
+    return auth.list()
 
 
 @router.delete(
     "/v1/admin/keys/{key_id}", operation_id="revoke_key", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404)
 )
-def revoke_key(key_id: KeyId, request: Request, actor: Actor) -> Response:
+def revoke_key(key_id: KeyId, auth: AuthDep, actor: Actor) -> Response:
     """Revoke a key: this server refuses it from now on, other replicas within 5 seconds. Revoking a
     revoked key changes nothing."""
-    revoked = _auth(request).revoke(key_id)
+    revoked = auth.revoke(key_id)
     log.info("API key revoked", extra={"key_id": revoked.id, "key_name": revoked.name, "by": actor})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

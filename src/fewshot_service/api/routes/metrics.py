@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..metrics import Metrics
+from ..deps import MetricsDep
 from ..middleware.security import require
 from ..responses import PROTECTED
 
@@ -15,8 +15,7 @@ router = APIRouter(tags=["operations"], dependencies=[require("reader")], respon
 @router.get(
     "/metrics", operation_id="metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}
 )
-def metrics(request: Request) -> Response:
+def metrics(registry: MetricsDep) -> Response:
     """Requests and their latency per route template, the served index's size and version, embedding time.
     A scraper sends a reader key (`authorization` in Prometheus' scrape config)."""
-    registry: Metrics = request.app.state.metrics
     return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query, Response
 from ...errors import NotFound
 from ...models import Status
 from ...monitoring.agreement import AgreementReport
-from ...monitoring.stats import StatsReport, bank_stats, label_agreement
-from ..deps import Service
+from ...monitoring.stats import StatsReport
+from ..deps import MonitorDep, SettingsDep
 from ..middleware.security import require
 from ..responses import PROTECTED, errors
 
@@ -18,17 +18,17 @@ router = APIRouter(tags=["monitoring"], dependencies=[require("curator")], respo
 
 
 @router.get("/v1/stats", operation_id="get_stats", response_model=StatsReport)
-def stats(service: Service) -> StatsReport:
+def stats(monitor: MonitorDep) -> StatsReport:
     """Counts by topic × difficulty × source × status, coverage gaps, near-duplicate clusters, label
     throughput per day and balance (normalised entropies)."""
-    return bank_stats(service.bank, service.settings)
+    return monitor.stats()
 
 
 @router.get("/v1/stats/agreement", operation_id="get_agreement", response_model=AgreementReport)
-def agreement(service: Service) -> AgreementReport:
+def agreement(monitor: MonitorDep) -> AgreementReport:
     """Inter-annotator agreement per question (verdict, score, steps), per-annotator agreement with the
     consensus and accuracy on gold examples, implausibly fast labels, position bias of preference labels."""
-    return label_agreement(service.bank, service.settings)
+    return monitor.agreement()
 
 
 @router.get(
@@ -39,7 +39,8 @@ def agreement(service: Service) -> AgreementReport:
 )
 def chart(
     name: Annotated[str, Path(max_length=64)],
-    service: Service,
+    monitor: MonitorDep,
+    settings: SettingsDep,
     status: Annotated[
         list[Status] | None, Query(max_length=10, description="Examples drawn (default: the chart's own)")
     ] = None,
@@ -49,7 +50,5 @@ def chart(
 
     if name not in CHARTS:
         raise NotFound(f"no chart {name!r}; the charts are {', '.join(CHARTS)}", field="name")
-    png = render_chart(
-        name, service.bank.cell_counts(), coverage_target=service.settings.coverage_target, statuses=status
-    )
+    png = render_chart(name, monitor.cell_counts(), coverage_target=settings.coverage_target, statuses=status)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

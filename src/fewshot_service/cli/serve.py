@@ -1,0 +1,61 @@
+"""`fewshot serve`: the HTTP service."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .errors import run
+from .setup import setup
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default FEWSHOT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default FEWSHOT_PORT, 8000).")] = None,
+) -> None:
+    """Run the HTTP service; it loads the bank and index in the background (watch /readyz).
+
+    Beyond loopback it needs API keys (FEWSHOT_API_KEYS or `fewshot keys create`) and refuses to start
+    without them; on loopback without keys it serves everyone as admin and says so."""
+    import uvicorn
+
+    from .. import logs
+    from ..api import create_app
+    from ..auth import check_bind
+    from ..bank import SqlBank
+    from ..serving.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any server thread allocates: see memory.py
+    # A request thread waiting for the interpreter gets it after at most 1 ms instead of Python's 5, so
+    # requests are not held up while a background thread of this process replays changes or loads an index.
+    sys.setswitchinterval(0.001)
+    settings = setup(ctx).settings()
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    logs.configure(settings.log_level, settings.log_format)
+
+    def prepare() -> tuple[str | None, Any]:
+        bank = SqlBank(settings.resolved_database_url())
+        try:
+            # An empty database is migrated here; one at another schema revision stops the server before it
+            # binds, with the one line that names `fewshot db upgrade`.
+            bank.create_schema()
+            note = check_bind(settings.api_keys, settings.host, bank)
+        finally:
+            bank.close()
+        return note, create_app(settings)
+
+    note, application = run(prepare)
+    if note:
+        logging.getLogger("fewshot_service.serve").warning(note)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,  # logs.configure() set up every logger, uvicorn's included
+        access_log=False,  # the app writes its own access line, with the request id and route
+    )

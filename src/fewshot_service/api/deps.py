@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from ..curation.service import Curator
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 from ..settings import Settings
 from .middleware.security import CurrentPrincipal
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from ..embedding import Embedder
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 
 # Seconds: a select takes ~20 ms on the reference machine, a rebuild or an import seconds to minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)

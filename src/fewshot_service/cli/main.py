@@ -35,8 +35,8 @@ from ..curation.service import Curator
 from ..curation.types import ExampleQuery
 from ..errors import FewshotError, ImportFileError
 from ..models import SelectFilters, SelectRequest
+from ..serving.lifecycle import FewshotService
 from ..serving.rebuild import build_version, index_options
-from ..serving.service import FewshotService
 from ..settings import Settings
 from .db import db_app
 

@@ -8,7 +8,7 @@ from typing import Any
 from fewshot_service.bank import SqlBank
 from fewshot_service.embedding import Embedder
 from fewshot_service.index import IndexStore
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from .helpers import seed_rows, write_jsonl

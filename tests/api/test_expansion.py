@@ -35,7 +35,7 @@ from fewshot_service.expansion.answers import Bounds, Candidate, MalformedAnswer
 from fewshot_service.expansion.seeds import SeedPool, choose_seeds
 from fewshot_service.index import IndexStore
 from fewshot_service.models import Example, ExampleCreate
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..helpers import write_jsonl

@@ -16,7 +16,7 @@ from fewshot_service.cli.main import app as cli
 from fewshot_service.curation.service import Curator
 from fewshot_service.models import Example, ExampleCreate, SelectFilters, SelectRequest
 from fewshot_service.serving.follower import ChangeFollower
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 
 from ..conftest import ServiceFactory
 from ..helpers import write_jsonl

@@ -27,7 +27,7 @@ from fewshot_service.embedding import SentenceTransformerEmbedder
 from fewshot_service.index import IndexStore
 from fewshot_service.models import ExampleCreate, LabelCreate
 from fewshot_service.quality.service import QualityService
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..helpers import seed_rows

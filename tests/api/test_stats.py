@@ -20,7 +20,7 @@ from fewshot_service.cli.main import app as cli
 from fewshot_service.embedding import SentenceTransformerEmbedder
 from fewshot_service.index import IndexStore
 from fewshot_service.monitoring.charts import CHART_HEIGHT, CHART_WIDTH, CHARTS
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..banks import BANK, DISTINCT, KITES, SQUARES, build_bank

@@ -24,7 +24,7 @@ from fewshot_service.cli.main import app as cli
 from fewshot_service.errors import SchemaOutOfDate
 from fewshot_service.index import IndexStore
 from fewshot_service.models import ExampleCreate, ExampleImport
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..pg import fresh_database

@@ -22,7 +22,7 @@ from fewshot_service.embedding import SentenceTransformerEmbedder
 from fewshot_service.errors import Conflict, InvalidInput
 from fewshot_service.index import IndexStore
 from fewshot_service.models import ExampleCreate, ExampleImport
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..banks import build_bank

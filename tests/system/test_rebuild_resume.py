@@ -23,8 +23,8 @@ from fewshot_service.bank.schema import examples
 from fewshot_service.embedding import Embedder, SentenceTransformerEmbedder
 from fewshot_service.index import IndexStore
 from fewshot_service.models import ExampleCreate, ExampleImport
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.serving.rebuild import build_version
-from fewshot_service.serving.service import FewshotService
 from fewshot_service.settings import Settings
 
 from ..conftest import ServiceFactory

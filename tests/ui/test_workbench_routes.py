@@ -16,7 +16,7 @@ from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
 from fewshot_service.embedding import Embedder
 from fewshot_service.index import IndexStore
-from fewshot_service.serving.service import FewshotService
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..keyed import SPEC, bearer

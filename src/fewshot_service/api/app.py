@@ -20,7 +20,7 @@ from ..errors import FewshotError
 from ..index import IndexStore
 from ..quality.service import QualityService
 from ..serving.follower import ChangeFollower
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 from ..settings import Settings
 from ..ui import router as ui_router
 from .errors import install_error_handlers

@@ -10,7 +10,7 @@ from ..auth import Authenticator
 from ..curation.service import Curator
 from ..expansion.types import QualityScorer
 from ..monitoring.service import Monitor
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 from ..settings import Settings
 from .metrics import Metrics
 from .middleware.security import CurrentPrincipal

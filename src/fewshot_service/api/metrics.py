@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from ..embedding import Embedder
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 
 # Seconds, from a select's milliseconds to a rebuild's or an import's minutes (measured: benchmarks/RESULTS.md).
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)

@@ -16,7 +16,7 @@ from ..curation.types import ExampleQuery
 from ..errors import FewshotError
 from ..models import ALL_STATUSES as STATUSES
 from ..models import SelectFilters, SelectRequest, Status
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 from .errors import fail, run
 from .output import err, progress, progress_steps
 from .setup import setup

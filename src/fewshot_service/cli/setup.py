@@ -16,7 +16,7 @@ import typer
 
 from .. import logs
 from ..errors import ConfigurationError
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 from ..settings import Settings, load_settings
 from .errors import fail
 

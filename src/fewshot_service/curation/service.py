@@ -1,14 +1,14 @@
 """Curation: add, edit, delete, label and review examples, with every change visible to the next select.
 
-Writes go to the bank first (the source of truth, one transaction each) and then into the served index
-from what the bank committed, under one lock, so the index never runs ahead of or behind the bank in
-this process: a deleted or rejected example stops being selectable before the call returns.
+Every write goes through the service's one write path (serving/writes.py): refused while the service is
+starting, before anything is stored; otherwise one bank transaction, then the served index brought in line
+with what the bank committed, so a deleted or rejected example stops being selectable before the call returns.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,8 @@ from ..bank import SqlBank
 from ..bank.base import input_hash
 from ..errors import Conflict
 from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, Label, LabelCreate, SelectFilters
+from ..serving.lifecycle import FewshotService
 from ..serving.rebuild import embed_missing
-from ..serving.service import FewshotService
 from .labels import LabelPolicy, check_label, with_first_wrong_step
 from .types import (
     CreateResult,
@@ -57,6 +57,7 @@ class Curator:
     def __init__(self, service: FewshotService) -> None:
         self.service = service
         self.bank: SqlBank = service.bank
+        self.writes = service.writes
         settings = service.settings
         self.policy = LabelPolicy(
             settings.label_approvals_needed, settings.label_min_mean_score, settings.label_rejections_needed
@@ -64,8 +65,7 @@ class Curator:
 
     # -- adding ---------------------------------------------------------------------------------
     def add(self, records: Sequence[ExampleCreate], on_duplicate: OnDuplicate, actor: str) -> CreateResult:
-        self.service.served()  # 503 while starting
-        embedder = self.service.embedder
+        embedder = self.writes.embedder()  # 503 while starting
         vectors = embedder.embed([r.input for r in records])  # the slow part, outside any lock
         duplicates = self.find_duplicates(records, vectors)
         if duplicates and on_duplicate == "reject":
@@ -74,9 +74,10 @@ class Curator:
         keep = [n for n in range(len(records)) if n not in set(skipped)]
         if not keep:
             return CreateResult(examples=[], duplicates=duplicates, skipped=skipped)
-        with self.service.write_lock:
-            created = self.bank.insert([records[n] for n in keep], vectors[keep], embedder.model_id, actor)
-            self._sync_index([e.id for e in created])
+        created = self.writes.commit(
+            lambda: self.bank.insert([records[n] for n in keep], vectors[keep], embedder.model_id, actor),
+            lambda examples: [e.id for e in examples],
+        )
         return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
 
     def find_duplicates(self, records: Sequence[ExampleCreate], vectors: np.ndarray) -> list[Duplicate]:
@@ -124,53 +125,39 @@ class Curator:
     def update(self, example_id: str, edit: ExampleUpdate, if_match: int | None, actor: str) -> Example:
         changes = edit.changes()
         expected = edit.version if edit.version is not None else if_match
-        vector = None
-        embedder = self.service.embedder
-        if "input" in changes and changes["input"] != self.bank.get(example_id).input:
-            vector = embedder.embed([changes["input"]])[0]  # only a changed input is re-embedded
-        with self.service.write_lock:
-            example = self.bank.update(
+        embedder = self.writes.embedder()  # 503 while starting
+
+        def write() -> Example:
+            # Under the write lock, so no other edit here changes the input between this read and the commit:
+            # the vector is always that of the text committed, and only a changed input is re-embedded.
+            vector = None
+            if "input" in changes and changes["input"] != self.bank.get(example_id).input:
+                vector = embedder.embed([changes["input"]])[0]
+            return self.bank.update(
                 example_id, changes, expected_version=expected, actor=actor, vector=vector, model_id=embedder.model_id
             )
-            self._sync_index([example_id])
-        return example
+
+        return self.writes.commit(write, lambda _: [example_id])
 
     def delete(self, example_id: str, actor: str) -> None:
-        with self.service.write_lock:
-            self.bank.delete(example_id, actor)
-            self._sync_index([example_id])
+        self.writes.commit(lambda: self.bank.delete(example_id, actor), lambda _: [example_id])
 
     def label(self, example_id: str, label: LabelCreate, actor: str) -> LabelResult:
         label = with_first_wrong_step(label)
-        with self.service.write_lock:
-            stored, example = self.bank.add_label(
-                example_id, label, check=check_label, policy=self.policy.decide, actor=actor
-            )
-            self._sync_index([example_id])
+        stored, example = self.writes.commit(
+            lambda: self.bank.add_label(example_id, label, check=check_label, policy=self.policy.decide, actor=actor),
+            lambda _: [example_id],
+        )
         self.bank.release_lease(example_id, label.annotator)
         return LabelResult(label=stored, example=example)
 
     def import_records(self, records: Sequence[ExampleImport], actor: str) -> list[str]:
         """Upsert exported/imported records, embed what needs it, and make them selectable."""
-        self.service.served()
-        counts = self.bank.upsert(records, actor=actor)
-        embed_missing(self.bank, self.service.embedder)
-        with self.service.write_lock:
-            self._sync_index(counts.ids)
-        return counts.ids
-
-    def _sync_index(self, ids: Iterable[str]) -> None:
-        """Bring the served index in line with what the bank holds for these ids (caller holds write_lock)."""
-        ids = list(ids)
-        rows, gone = self.bank.index_rows(ids, self.service.embedder.model_id)
-        index = self.service.served().index
-        index.upsert(rows)
-        index.remove(gone)
-
-    def sync_index(self, ids: Iterable[str]) -> None:
-        """_sync_index for writers of service-owned fields outside curation (the quality model's scores);
-        the caller holds service.write_lock across its bank write and this call."""
-        self._sync_index(ids)
+        embedder = self.writes.embedder()  # 503 while starting
+        ids = self.bank.upsert(records, actor=actor).ids
+        embed_missing(self.bank, embedder)  # the slow part, outside the write lock
+        self.writes.refresh(ids)
+        return ids
 
     # -- review ---------------------------------------------------------------------------------
     def review_next(self, annotator: str, blind: bool, skip: Sequence[str] = ()) -> ReviewItem | None:

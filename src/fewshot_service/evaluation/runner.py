@@ -23,8 +23,8 @@ import numpy as np
 from ..embedding import Embedder
 from ..errors import InvalidInput
 from ..models import ExampleImport, SelectRequest
+from ..serving.lifecycle import FewshotService
 from ..serving.rebuild import embed_missing
-from ..serving.service import FewshotService
 from ..settings import Settings
 from .baselines import BASELINE_TITLES, BASELINES, BaselineUnavailable, Select, langchain_selectors
 from .datasets import DEFAULT_SEED, Dataset, EvalQuery

@@ -3,6 +3,6 @@
 from .kinds import IndexOptions
 from .manifest import IndexManifest
 from .store import IndexStore
-from .vector_index import Hits, VectorIndex
+from .vector_index import Hits, Pool, VectorIndex
 
-__all__ = ["Hits", "IndexManifest", "IndexOptions", "IndexStore", "VectorIndex"]
+__all__ = ["Hits", "IndexManifest", "IndexOptions", "IndexStore", "Pool", "VectorIndex"]

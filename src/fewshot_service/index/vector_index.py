@@ -66,6 +66,20 @@ class _Selection:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Candidates for a selection as one read saw them: slot, similarity to the query, vector, attributes, id
+    and the bank revision it was indexed at, position by position."""
+
+    slots: np.ndarray
+    relevance: np.ndarray
+    vectors: np.ndarray
+    topics: list[str | None]
+    difficulties: np.ndarray  # float, nan where unknown
+    ids: list[str]
+    revisions: np.ndarray
+
+
+@dataclass(frozen=True)
 class Hits:
     """Search results, best first: slots in the index and their cosine similarity to the query."""
 
@@ -168,28 +182,43 @@ class VectorIndex:
         """Append rows; their embeddings must be normalised and of this index's dimension."""
         if not rows:
             return
-        vectors = np.stack([row.embedding for row in rows]).astype(np.float32, copy=False)
-        if vectors.shape[1] != self.dim:
-            raise IndexStoreError(f"embedding dimension {vectors.shape[1]} does not match the index ({self.dim})")
+        vectors = self._stack(rows)
         with self._lock.writing():
-            self._index.add(vectors)
-            self.slots.append(rows)
-            self._generation += 1
+            self._append(rows, vectors)
 
     def upsert(self, rows: Sequence[IndexRow]) -> None:
-        """Make the index reflect these rows: attributes updated in place, a changed vector re-added."""
-        appended: list[IndexRow] = []
+        """Make the index reflect these rows: attributes updated in place, a changed vector swapped for the new
+        one. One write lock covers the retire and the re-add, so a search sees one version or the other."""
+        latest = list({row.id: row for row in rows}.values())  # the last row of an id wins, one slot per id
+        if not latest:
+            return
+        vectors = self._stack(latest)
         with self._lock.writing():
-            for row in rows:
+            appended: list[int] = []
+            for n, row in enumerate(latest):
                 slot = self.slots.slot_of.get(row.id)
                 if slot is not None and self._holds(slot, row.embedding):
                     self.slots.set_attributes(slot, row)
                     continue
                 if slot is not None:
                     self.slots.kill([slot])
-                appended.append(row)
+                appended.append(n)
+            self._append([latest[n] for n in appended], vectors[appended])
             self._generation += 1
-        self.add(appended)
+
+    def _stack(self, rows: Sequence[IndexRow]) -> np.ndarray:
+        vectors = np.stack([row.embedding for row in rows]).astype(np.float32, copy=False)
+        if vectors.shape[1] != self.dim:
+            raise IndexStoreError(f"embedding dimension {vectors.shape[1]} does not match the index ({self.dim})")
+        return vectors
+
+    def _append(self, rows: Sequence[IndexRow], vectors: np.ndarray) -> None:
+        """Add rows at the end; the caller holds the write lock."""
+        if not rows:
+            return
+        self._index.add(vectors)
+        self.slots.append(rows)
+        self._generation += 1
 
     def _holds(self, slot: int, vector: np.ndarray) -> bool:
         """Whether slot stores vector (as this index's storage would round it)."""
@@ -208,21 +237,75 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, n: int, filters: SelectFilters, exclude_ids: Sequence[str] = ()) -> Hits:
         """The n nearest slots to query among those passing the filters, best first."""
-        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         with self._lock.reading(), _one_openmp_thread():
-            selection = self._selection(filters, exclude_ids)
-            matching = len(self.slots) if selection is None else selection.count
-            n = min(n, matching)
-            if n <= 0:
-                return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-            # The selection (bitmap and selector) stays referenced until the search returns.
-            selector = None if selection is None else selection.selector
-            if self.kind == "ivf":
-                scores, slots = self._search_ivf(query, n, selector, matching)
-            elif self.kind == "hnsw":
-                scores, slots = self._search_hnsw(query, n, selector, matching)
+            return self._search(query, n, filters, exclude_ids)
+
+    def pool(
+        self,
+        query: np.ndarray,
+        n: int,
+        filters: SelectFilters,
+        exclude_ids: Sequence[str] = (),
+        *,
+        below: float = math.inf,
+        headroom: int = 0,
+        rng: np.random.Generator | None = None,
+    ) -> Pool:
+        """Up to n candidates passing the filters whose similarity to query is below `below`, with everything a
+        selection reads about them, under one read lock (an edit between two reads could mix two versions).
+
+        Without rng: the nearest n, best first; the search asks for n + headroom, room for those at or above
+        `below`, and widens until it has n or has seen every slot that passes the filters.
+        With rng: n slots drawn uniformly from those passing the filters, then those at or above `below` dropped.
+        """
+        with self._lock.reading(), _one_openmp_thread():
+            if rng is None:
+                slots, relevance = self._nearest_below(query, n, filters, exclude_ids, below, n + headroom)
+                vectors = self._vectors(slots)
             else:
-                scores, slots = self._search_exact(query, n, selector)
+                slots = self._sample(n, filters, exclude_ids, rng)
+                vectors = self._vectors(slots)
+                relevance = vectors @ query
+                keep = relevance < below
+                slots, vectors, relevance = slots[keep], vectors[keep], relevance[keep]
+            topics, difficulties = self._attributes(slots)
+            return Pool(
+                slots=slots,
+                relevance=relevance,
+                vectors=vectors,
+                topics=topics,
+                difficulties=difficulties,
+                ids=[self.slots.ids[int(s)] for s in slots],
+                revisions=self.slots.revision[slots],
+            )
+
+    def _nearest_below(
+        self, query: np.ndarray, n: int, filters: SelectFilters, exclude_ids: Sequence[str], below: float, asked: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The nearest n below `below`, asking `asked` first; the caller holds the read lock."""
+        while True:
+            hits = self._search(query, asked, filters, exclude_ids)
+            keep = hits.scores < below
+            if int(keep.sum()) >= n or len(hits.slots) < asked:
+                return hits.slots[keep][:n], hits.scores[keep][:n]
+            asked *= 4
+
+    def _search(self, query: np.ndarray, n: int, filters: SelectFilters, exclude_ids: Sequence[str]) -> Hits:
+        """search(); the caller holds the read lock and runs on one OpenMP thread."""
+        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        selection = self._selection(filters, exclude_ids)
+        matching = len(self.slots) if selection is None else selection.count
+        n = min(n, matching)
+        if n <= 0:
+            return Hits(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        # The selection (bitmap and selector) stays referenced until the search returns.
+        selector = None if selection is None else selection.selector
+        if self.kind == "ivf":
+            scores, slots = self._search_ivf(query, n, selector, matching)
+        elif self.kind == "hnsw":
+            scores, slots = self._search_hnsw(query, n, selector, matching)
+        else:
+            scores, slots = self._search_exact(query, n, selector)
         found = slots[0] >= 0
         return Hits(slots[0][found], scores[0][found])
 
@@ -286,22 +369,34 @@ class VectorIndex:
 
     def vectors(self, slots: np.ndarray) -> np.ndarray:
         """The stored vectors of these slots (a copy of just those rows)."""
+        with self._lock.reading():
+            return self._vectors(slots)
+
+    def _vectors(self, slots: np.ndarray) -> np.ndarray:
         if len(slots) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock.reading():
-            return np.asarray(self._index.reconstruct_batch(np.asarray(slots, dtype=np.int64)))
+        return np.asarray(self._index.reconstruct_batch(np.asarray(slots, dtype=np.int64)))
 
     def sample(
         self, n: int, filters: SelectFilters, exclude_ids: Sequence[str], rng: np.random.Generator
     ) -> np.ndarray:
         """Up to n random slots among those passing the filters."""
         with self._lock.reading():
-            selection = self._selection(filters, exclude_ids)
-            eligible = np.arange(len(self.slots)) if selection is None else np.flatnonzero(selection.mask)
+            return self._sample(n, filters, exclude_ids, rng)
+
+    def _sample(
+        self, n: int, filters: SelectFilters, exclude_ids: Sequence[str], rng: np.random.Generator
+    ) -> np.ndarray:
+        selection = self._selection(filters, exclude_ids)
+        eligible = np.arange(len(self.slots)) if selection is None else np.flatnonzero(selection.mask)
         return rng.choice(eligible, size=min(n, len(eligible)), replace=False).astype(np.int64)
 
     def attributes(self, slots: np.ndarray) -> tuple[list[str | None], np.ndarray]:
         """(topics, difficulties with nan for unknown) of these slots."""
+        with self._lock.reading():
+            return self._attributes(slots)
+
+    def _attributes(self, slots: np.ndarray) -> tuple[list[str | None], np.ndarray]:
         table = self.slots
         codes = table.topic[slots]
         topics = [table.topics[c] if c >= 0 else None for c in codes]
@@ -310,12 +405,14 @@ class VectorIndex:
         return topics, levels
 
     def ids(self, slots: Iterable[int]) -> list[str]:
-        return [self.slots.ids[int(s)] for s in slots]
+        with self._lock.reading():
+            return [self.slots.ids[int(s)] for s in slots]
 
     def revisions(self, slots: np.ndarray) -> np.ndarray:
         """The bank revision each of these slots was indexed at."""
-        revisions: np.ndarray = self.slots.revision[slots]
-        return revisions
+        with self._lock.reading():
+            revisions: np.ndarray = self.slots.revision[slots]
+            return revisions
 
     def live_ids(self) -> list[str]:
         """Ids of the live (searchable) examples, in slot order; each appears once in a sound index."""

@@ -3,7 +3,7 @@
 Training reads the bank revision first, then the labels and stored embeddings (so the revision recorded
 with the model is never newer than what it saw), fits (quality_model.py), saves the model, and scores every
 live embedded example: predicted_quality is written to the bank and, in a running server, to the served
-index in the same write lock as curator writes, so the two change in the same order.
+index through the write path (serving/writes.py), like a curator's write.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from ..bank.stats_sql import EmbeddedExample
 from ..models import Label
-from ..serving.service import FewshotService
+from ..serving.lifecycle import FewshotService
 from .model import (
     SIMPLE_FEATURES,
     NoQualityModel,
@@ -65,6 +65,8 @@ class ExampleScore(BaseModel):
 
 class QualityService:
     def __init__(self, service: FewshotService, curator: Curator | None = None) -> None:
+        """curator is given where a served index must reflect the scores (a server); without one (a command),
+        scores go to the bank alone and running servers apply them from the bank's change feed."""
         self.service = service
         self.bank = service.bank
         self.curator = curator
@@ -72,6 +74,7 @@ class QualityService:
 
     def train(self) -> TrainResult:
         """Fit on the current labels and score the bank; NotEnoughLabels when a class has too few."""
+        self._check_ready()
         with _TRAINING:
             embedding_model = self.service.embedder.model_id
             revision = self.bank.revision()
@@ -105,6 +108,7 @@ class QualityService:
 
     def score(self) -> ScoreResult:
         """Score every live embedded example with the current model (e.g. after new examples arrived)."""
+        self._check_ready()
         model = self.current()
         rows = list(self.bank.iter_embedded(model.info.embedding_model))
         scored, changed = self._score_bank(model, rows)
@@ -160,11 +164,16 @@ class QualityService:
         values: dict[str, float | None] = {
             row.id: round(float(p), 4) for row, p in zip(rows, probabilities, strict=True)
         }
-        with self.service.write_lock:
+        if self.curator is None:
             changed = self.bank.replace_predicted_quality(values)
-            if self.curator is not None and self.service.ready and changed:
-                self.curator.sync_index(changed)
+        else:
+            changed = self.service.writes.commit(lambda: self.bank.replace_predicted_quality(values), lambda ids: ids)
         return len(values), len(changed)
+
+    def _check_ready(self) -> None:
+        """A server refuses training and scoring while it starts (503), before anything is fitted or stored."""
+        if self.curator is not None:
+            self.service.served()
 
 
 def _stack(rows: Sequence[EmbeddedExample]) -> np.ndarray:

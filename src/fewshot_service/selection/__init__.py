@@ -2,7 +2,7 @@
 
 from .base import Budget, Candidates, Params, Pick, Strategy
 from .ordering import arrange
-from .preferences import Preferences, apply_preferences
+from .preferences import NeighbourVote, Preferences, apply_preferences, neighbour_vote
 from .strategies import coverage, dpp, hybrid, knn, mmr, random_pick
 from .stratified import POOL_SCALE, stratified
 
@@ -35,11 +35,12 @@ STRATEGIES: dict[str, Strategy] = {
         ),
         Strategy("coverage", coverage, True, "one example per topic/difficulty group (or cluster) nearby"),
         Strategy("hybrid", hybrid, True, "BM25 and dense ranks fused (reciprocal rank fusion)", needs_texts=True),
-        Strategy("random", random_pick, True, "random filtered examples, a baseline"),
+        Strategy("random", random_pick, True, "random filtered examples, a baseline", sampled_pool=True),
     )
 }
 
 __all__ = [
-    "STRATEGIES", "Budget", "Candidates", "Params", "Pick", "Preferences", "Strategy", "apply_preferences",
-    "arrange", "coverage", "dpp", "hybrid", "knn", "mmr", "random_pick", "stratified",
+    "STRATEGIES", "Budget", "Candidates", "NeighbourVote", "Params", "Pick", "Preferences", "Strategy",
+    "apply_preferences", "arrange", "coverage", "dpp", "hybrid", "knn", "mmr", "neighbour_vote", "random_pick",
+    "stratified",
 ]  # fmt: skip

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .preferences import NeighbourVote
+
 
 @dataclass(frozen=True)
 class Candidates:
@@ -20,6 +22,7 @@ class Candidates:
     texts: list[str] | None = None  # inputs, for lexical strategies
     query_text: str | None = None  # the prompt, for lexical strategies
     costs: np.ndarray | None = None  # (m,) tokens per candidate, when a budget applies
+    topic_vote: NeighbourVote | None = None  # the nearest neighbours' topic vote, computed once per selection
 
     def __len__(self) -> int:
         return len(self.relevance)
@@ -95,14 +98,17 @@ PickFunction = Callable[[Candidates, Params], list[Pick]]
 
 @dataclass(frozen=True)
 class Strategy:
+    """A strategy and what it needs from the pipeline, declared rather than recognised by name."""
+
     name: str
     pick: PickFunction
     # Diversifying strategies choose among a pool of pool_factor·k filtered candidates; others need k.
     needs_pool: bool
     description: str
-    needs_texts: bool = False  # the service fetches the pool's inputs from the bank
+    needs_texts: bool = False  # the pipeline fetches the pool's inputs from the bank
     uses_diversity: bool = False  # whether Params.diversity changes its choice
     pool_scale: int = 1  # a strategy that diversifies inside groups needs a deeper pool: pool_scale·pool_factor·k
+    sampled_pool: bool = False  # its pool is a uniform sample of the filtered examples, not the nearest ones
 
     def candidates(self, k: int, pool_factor: int) -> int:
         return k * pool_factor * self.pool_scale if self.needs_pool else k

@@ -4,11 +4,31 @@ difficulty. Pure functions; the strategies then choose by the adjusted score."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 VOTE_TEMPERATURE = 0.05  # cosine units: a neighbour 0.05 less similar than the nearest counts e⁻¹ as much
+
+
+@dataclass(frozen=True)
+class NeighbourVote:
+    """The nearest neighbours' vote: each topic's (or group's) summed weight, None for neighbours without one,
+    in the order the neighbours first voted for it."""
+
+    weights: dict[str | None, float]
+
+    def shares(self, unknown: str | None = None) -> dict[str, float]:
+        """Each topic's share of the vote; neighbours without a topic vote for `unknown` when it is given (a
+        group of their own), else are left out."""
+        votes: dict[str, float] = {}
+        for topic, weight in self.weights.items():
+            key = unknown if topic is None else topic
+            if key is not None:
+                votes[key] = votes.get(key, 0.0) + weight
+        total = sum(votes.values())
+        return {topic: weight / total for topic, weight in votes.items()} if total > 0 else {}
 
 
 @dataclass(frozen=True)
@@ -18,22 +38,24 @@ class Preferences:
     difficulty_target: float | None
 
 
-def estimate_topic_shares(relevance: np.ndarray, topics: list[str | None], neighbours: int) -> dict[str, float]:
-    """Vote of the nearest neighbours that have a topic (or any other group key), each weighing
-    exp((relevance - best) / VOTE_TEMPERATURE): a softmax that trusts the very nearest far more than the
-    last (weighing by relevance itself let distant neighbours outvote close ones on BANKING77)."""
+def neighbour_vote(relevance: np.ndarray, topics: Sequence[str | None], neighbours: int) -> NeighbourVote:
+    """Vote of the nearest neighbours, each weighing exp((relevance - best) / VOTE_TEMPERATURE): a softmax that
+    trusts the very nearest far more than the last (weighing by relevance itself let distant neighbours
+    outvote close ones on BANKING77). Computed once per selection: preferences and stratified both read it."""
     nearest = np.argsort(-relevance, kind="stable")[:neighbours]
+    weights: dict[str | None, float] = {}
     if len(nearest) == 0:
-        return {}
+        return NeighbourVote(weights)
     near = relevance[nearest].astype(np.float64)
-    weights = np.exp((near - near.max()) / VOTE_TEMPERATURE)
-    votes: dict[str, float] = {}
-    for position, weight in zip(nearest, weights, strict=True):
+    for position, weight in zip(nearest, np.exp((near - near.max()) / VOTE_TEMPERATURE), strict=True):
         topic = topics[position]
-        if topic is not None:
-            votes[topic] = votes.get(topic, 0.0) + float(weight)
-    total = sum(votes.values())
-    return {topic: weight / total for topic, weight in votes.items()} if total > 0 else {}
+        weights[topic] = weights.get(topic, 0.0) + float(weight)
+    return NeighbourVote(weights)
+
+
+def estimate_topic_shares(relevance: np.ndarray, topics: Sequence[str | None], neighbours: int) -> dict[str, float]:
+    """Each topic's (or any other group key's) share of the nearest neighbours' vote that have one."""
+    return neighbour_vote(relevance, topics, neighbours).shares()
 
 
 def estimate_difficulty(relevance: np.ndarray, difficulties: np.ndarray, neighbours: int) -> float | None:
@@ -55,10 +77,13 @@ def apply_preferences(
     match_difficulty: bool,
     difficulty_weight: float,
     neighbours: int,
+    vote: NeighbourVote | None = None,
 ) -> tuple[np.ndarray, Preferences]:
-    """(adjusted scores, what was estimated)."""
+    """(adjusted scores, what was estimated); vote, the neighbours' topic vote, when already computed."""
     score = relevance.astype(np.float64).copy()
-    shares = estimate_topic_shares(relevance, topics, neighbours) if topic_weight > 0 else {}
+    shares: dict[str, float] = {}
+    if topic_weight > 0:
+        shares = (vote or neighbour_vote(relevance, topics, neighbours)).shares()
     if shares:
         # Off-topic costs up to topic_weight; an unknown topic is neither preferred nor penalised.
         penalty = [topic_weight * (1.0 - shares.get(t, 0.0)) if t is not None else 0.0 for t in topics]

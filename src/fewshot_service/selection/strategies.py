@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .base import Budget, Candidates, Params, Pick, pick_at, similarity_to
+from .greedy import marginal_relevance
 
 
 def _take_in_order(pool: Candidates, params: Params, order: np.ndarray) -> list[int]:
@@ -30,21 +31,7 @@ def knn(pool: Candidates, params: Params) -> list[Pick]:
 
 def mmr(pool: Candidates, params: Params) -> list[Pick]:
     """Maximal marginal relevance: each pick maximises (1-d)·score − d·(similarity to the picks so far)."""
-    redundancy = np.zeros(len(pool), dtype=np.float32)
-    available = np.ones(len(pool), dtype=bool)
-    budget = Budget(pool.costs, params.max_tokens)
-    chosen: list[int] = []
-    while len(chosen) < params.k:
-        usable = available & budget.fits(len(pool))
-        if not usable.any():
-            break
-        marginal = np.where(usable, (1 - params.diversity) * pool.score - params.diversity * redundancy, -np.inf)
-        best = int(np.argmax(marginal))
-        chosen.append(best)
-        available[best] = False
-        budget.take(best)
-        redundancy = np.maximum(redundancy, similarity_to(pool.vectors, best))
-    return [pick_at(pool, chosen, n, "relevant and unlike the picks before it") for n in range(len(chosen))]
+    return marginal_relevance(pool, params, lambda _: "relevant and unlike the picks before it")
 
 
 def dpp(pool: Candidates, params: Params) -> list[Pick]:

@@ -7,7 +7,7 @@ wrong. Stratified keeps both:
 1. every group among the k nearest candidates keeps one seat, so the set never loses a topic that plain
    similarity search would have shown;
 2. the wider neighbourhood votes (the 20 nearest, the same softmax vote that estimates the prompt's topic,
-   preferences.estimate_topic_shares): a group with at least half the leader's vote gets a seat too, and
+   preferences.neighbour_vote): a group with at least half the leader's vote gets a seat too, and
    the leader takes the seats left;
 3. MMR fills the seats, so examples of one group are unlike each other, from a pool twice as deep as mmr's
    (there are fewer candidates per group than in the whole pool).
@@ -22,54 +22,49 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Budget, Candidates, Params, Pick, pick_at, similarity_to
-from .preferences import estimate_topic_shares
+from .base import Candidates, Params, Pick
+from .greedy import marginal_relevance
+from .preferences import neighbour_vote
 
 POOL_SCALE = 2
 # A topic outside the k nearest gets a seat of its own when the vote gives it at least this share of the
 # leader's: a split vote is hedged (label hit rose on all three data sets, topic precision stayed above knn's).
 RUNNER_UP_SHARE = 0.5
 TIE = 1e-6  # relevances this close are the same similarity (float32 inner products of identical inputs)
+NO_TOPIC = "(no topic)"  # the group of candidates without a topic, in a pool where others have one
 
 
 def stratified(pool: Candidates, params: Params) -> list[Pick]:
     """MMR over the seats of the neighbourhood's groups (seat_plan)."""
-    keys = group_keys(pool, params.difficulty_steered)
-    shares = estimate_topic_shares(pool.relevance, keys, params.neighbours)
+    keys, by_topic = group_keys(pool, params.difficulty_steered)
+    if by_topic and pool.topic_vote is not None:
+        shares = pool.topic_vote.shares(unknown=NO_TOPIC)  # the vote the preferences read, computed once
+    else:
+        shares = neighbour_vote(pool.relevance, keys, params.neighbours).shares()
     seats = seat_plan(pool.relevance, keys, shares, params.k)
-    redundancy = np.zeros(len(pool), dtype=np.float32)
-    available = np.ones(len(pool), dtype=bool)
-    budget = Budget(pool.costs, params.max_tokens)
-    chosen: list[int] = []
-    reasons: dict[int, str] = {}
-    while len(chosen) < params.k:
-        usable = available & budget.fits(len(pool))
-        seated = usable & np.array([key is not None and seats.get(key, 0) > 0 for key in keys], dtype=bool)
-        if seated.any():
-            usable = seated  # else every seat is filled or its group has nothing left that fits: any group
-        if not usable.any():
-            break
-        marginal = np.where(usable, (1 - params.diversity) * pool.score - params.diversity * redundancy, -np.inf)
-        best = int(np.argmax(marginal))
-        key = keys[best]
+
+    def seated(usable: np.ndarray) -> np.ndarray:
+        open_seat = np.array([key is not None and seats.get(key, 0) > 0 for key in keys], dtype=bool)
+        # Once every seat is filled, or a group has nothing left that fits, any group will do.
+        return usable & open_seat if (usable & open_seat).any() else usable
+
+    def take_seat(position: int) -> str:
+        key = keys[position]
         if key is not None and seats.get(key, 0) > 0:
             seats[key] -= 1
-        chosen.append(best)
-        available[best] = False
-        budget.take(best)
-        redundancy = np.maximum(redundancy, similarity_to(pool.vectors, best))
-        reasons[best] = _reason(key, shares)
-    return [pick_at(pool, chosen, n, reasons[chosen[n]]) for n in range(len(chosen))]
+        return _reason(key, shares)
+
+    return marginal_relevance(pool, params, take_seat, narrow=seated)
 
 
-def group_keys(pool: Candidates, difficulty_steered: bool) -> list[str | None]:
-    """Each candidate's group: its topic when the pool has topics, else its difficulty level (unless the
-    request steers difficulty), else None for all (one group)."""
+def group_keys(pool: Candidates, difficulty_steered: bool) -> tuple[list[str | None], bool]:
+    """Each candidate's group, and whether groups are topics: its topic when the pool has topics, else its
+    difficulty level (unless the request steers difficulty), else None for all (one group)."""
     if any(topic is not None for topic in pool.topics):
-        return [topic if topic is not None else "(no topic)" for topic in pool.topics]
+        return [topic if topic is not None else NO_TOPIC for topic in pool.topics], True
     if not difficulty_steered and not np.isnan(pool.difficulties).all():
-        return [None if np.isnan(level) else f"difficulty {int(level)}" for level in pool.difficulties]
-    return [None] * len(pool)
+        return [None if np.isnan(level) else f"difficulty {int(level)}" for level in pool.difficulties], False
+    return [None] * len(pool), False
 
 
 def seat_plan(relevance: np.ndarray, keys: list[str | None], shares: dict[str, float], k: int) -> dict[str, int]:

@@ -22,7 +22,7 @@ import time
 
 from ..bank.feed import ChangeWaiter
 from ..errors import FewshotError
-from .service import FewshotService
+from .lifecycle import FewshotService
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ from fastapi import Depends, FastAPI
 from .. import __version__
 from ..auth import Authenticator, is_loopback
 from ..bank import SqlBank
+from ..bank.guard import BankTimeouts
+from ..bank.health import BankProber
 from ..curation.seeding import seed_inputs
 from ..curation.service import Curator
 from ..embedding import Embedder, load_embedder
@@ -24,6 +26,7 @@ from ..serving.service import FewshotService
 from ..settings import Settings
 from .errors import install_error_handlers
 from .metrics import Metrics, time_embeddings
+from .middleware.bank_slots import BankSlots, reserve_threads
 from .middleware.limits import BodySizeLimit, ConcurrencyLimit
 from .middleware.observe import Observe
 from .middleware.ratelimit import RateLimiter
@@ -54,7 +57,10 @@ def build_service(settings: Settings) -> FewshotService:
     """The service with the default backends: SQL bank, the configured embedding model, index versions on disk."""
     return FewshotService(
         settings,
-        SqlBank(settings.resolved_database_url()),
+        SqlBank(
+            settings.resolved_database_url(),
+            BankTimeouts(settings.bank_connect_timeout_seconds, settings.bank_statement_timeout_seconds),
+        ),
         lambda: configured_embedder(settings),
         IndexStore(settings.index_dir, settings.keep_index_versions),
     )
@@ -83,9 +89,13 @@ def create_app(
 
     # Applies writes made through other replicas or commands to this server's index (follower.py).
     follower = ChangeFollower(service, settings.sync_poll_seconds)
+    # /readyz reports the bank's state from this prober's last answer; writes fail fast while it is down.
+    prober = BankProber(service.bank, settings.bank_check_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reserve_threads(settings.bank_request_slots)
+        await asyncio.to_thread(prober.start)
         if start == "background":
             _start_in_background(service)
         elif start == "now":
@@ -95,6 +105,7 @@ def create_app(
             yield
         finally:
             await asyncio.to_thread(follower.stop)
+            await asyncio.to_thread(prober.stop)
 
     app = FastAPI(
         title="fewshot-service",
@@ -121,6 +132,13 @@ def create_app(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         overrides={"/v1/examples/import": settings.max_import_bytes},
+    )
+    app.add_middleware(
+        BankSlots,
+        slots=settings.bank_request_slots,
+        wait_seconds=settings.bank_queue_seconds,
+        health=service.bank.health,
+        refused=app.state.metrics.refused_writes,
     )
     app.add_middleware(
         ConcurrencyLimit, max_in_flight=settings.max_in_flight, queue_timeout=settings.queue_timeout_seconds

@@ -120,8 +120,9 @@ class FewshotService:
             self.phase = "loading the index"
             action, reason = self._load_or_rebuild(embedder)
             self.phase = "caching examples"
-            # Warm: a cold cache would send the first requests for each example to the bank.
-            self.examples.put(self.bank.iter_with_revisions(self.settings.example_cache_size))
+            # Every served example in memory, so selects need no bank (ExampleCache.fill).
+            assert self._served is not None
+            self.examples.fill(self._served.index, self.bank)
         except FewshotError as exc:
             self.failure = exc.message
             self.phase = "failed"
@@ -176,6 +177,8 @@ class FewshotService:
         rows, gone = self.bank.changes_since(manifest.bank_revision, self.embedder.model_id)
         index.upsert(rows)
         index.remove(gone)
+        if self._served is not None:  # a swap while serving (at start, fill() runs once the phase says so)
+            self.examples.fill(index, self.bank)
         self._served = Served(index, manifest)
         self.applied_revision = target
         return len(rows) + len(gone)
@@ -207,6 +210,7 @@ class FewshotService:
             rows, gone = self.bank.changes_since(self.applied_revision, self.embedder.model_id)
             served.index.upsert(rows)
             served.index.remove(gone)
+            self.examples.fill(served.index, self.bank, [row.id for row in rows])
             self.applied_revision = target
         return len(rows) + len(gone)
 

@@ -17,10 +17,24 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+
+from fewshot_service.api import create_app
+from fewshot_service.bank import SqlBank
+from fewshot_service.bank.guard import BankTimeouts
+from fewshot_service.embedding import Embedder
+from fewshot_service.index import IndexStore
+from fewshot_service.serving.service import FewshotService
+from fewshot_service.settings import Settings
+
+from .helpers import seed_rows, write_jsonl
+from .servers import live_server
 
 Mode = Literal["pass", "refuse", "blackhole"]
 
@@ -246,3 +260,39 @@ def run_phase(base_url: str, name: str, *, writers: int = 50, readers: int = 4, 
     for client in clients:
         client.close()
     return phase
+
+
+# -- a server whose bank is reached through the proxy ---------------------------------------------------------
+CONNECT_S = 1.0
+STATEMENT_S = 1.0
+
+
+@contextmanager
+def outage_server(root: Path, url: str, embedder: Embedder) -> Iterator[tuple[str, FewshotService]]:
+    """uvicorn in a thread serving a bank at url with short timeouts (a slice of the seed bank, seeded at start)."""
+    seeds = write_jsonl(root / "seeds" / "some.jsonl", seed_rows()[::5])  # enough to select from, quick to embed
+    settings = Settings(
+        database_url=url,
+        data_dir=root / "data",
+        index_dir=root / "indexes",
+        seed_dir=seeds.parent,
+        bank_connect_timeout_seconds=CONNECT_S,
+        bank_statement_timeout_seconds=STATEMENT_S,
+        bank_check_seconds=0.25,
+        sync_poll_seconds=0.2,
+        rate_limit_per_second=0,
+        max_in_flight=500,
+    )
+    bank = SqlBank(url, BankTimeouts(CONNECT_S, STATEMENT_S))
+    service = FewshotService(settings, bank, lambda: embedder, IndexStore(settings.index_dir))
+    try:
+        with live_server(create_app(settings, service, start="now")) as base:
+            yield base, service
+    finally:
+        bank.close()
+
+
+def bank_state(base: str) -> str:
+    """What /readyz says of the bank: available, unavailable or unknown."""
+    state: str = httpx.get(f"{base}/readyz", timeout=5).json()["bank"]
+    return state

@@ -10,29 +10,20 @@ and the served index equals the bank.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
-from fewshot_service.bank.guard import BankTimeouts
 from fewshot_service.embedding import Embedder
-from fewshot_service.index import IndexStore
 from fewshot_service.serving.service import FewshotService
-from fewshot_service.settings import Settings
 
-from ..faults import FaultProxy, Phase, run_phase
-from ..helpers import seed_rows, write_jsonl
+from ..faults import STATEMENT_S, FaultProxy, Phase, bank_state, outage_server, run_phase
 from ..pg import fresh_database
-from ..servers import live_server
 
-CONNECT_S = 1.0  # libpq waits at least 2 s whatever is asked
-STATEMENT_S = 1.0
 # Worst write: a pooled connection's ping cut (statement + 1 s grace), then a fresh connect timing out (2 s).
 WRITE_BOUND_S = STATEMENT_S + 1.0 + 2.0 + 2.0  # + margin for a busy machine
 SELECT_BOUND_S = 2.0
@@ -41,46 +32,12 @@ READY_BOUND_S = 0.1
 HEALTHY_WRITERS = 20
 
 
-def _settings(root: Path, url: str) -> Settings:
-    # A slice of the seed bank: enough to select from, quick to embed at start.
-    seeds = write_jsonl(root / "seeds" / "some.jsonl", seed_rows()[::5])
-    return Settings(
-        database_url=url,
-        data_dir=root / "data",
-        index_dir=root / "indexes",
-        seed_dir=seeds.parent,
-        bank_connect_timeout_seconds=CONNECT_S,
-        bank_statement_timeout_seconds=STATEMENT_S,
-        bank_check_seconds=0.25,
-        sync_poll_seconds=0.2,
-        rate_limit_per_second=0,
-        max_in_flight=500,
-    )
-
-
-@contextmanager
-def _server(root: Path, url: str, embedder: Embedder) -> Iterator[tuple[str, FewshotService]]:
-    settings = _settings(root, url)
-    bank = SqlBank(url, BankTimeouts(CONNECT_S, STATEMENT_S))
-    service = FewshotService(settings, bank, lambda: embedder, IndexStore(settings.index_dir))
-    try:
-        with live_server(create_app(settings, service, start="now")) as base:
-            yield base, service
-    finally:
-        bank.close()
-
-
 def _wait(check: Callable[[], bool], bound: float, what: str) -> float:
     started = time.monotonic()
     while not check():
         assert time.monotonic() - started < bound, f"{what} within {bound} s"
         time.sleep(0.05)
     return time.monotonic() - started
-
-
-def _bank_state(base: str) -> str:
-    state: str = httpx.get(f"{base}/readyz", timeout=5).json()["bank"]
-    return state
 
 
 def _assert_refused(phase: Phase) -> None:
@@ -118,7 +75,7 @@ def test_selects_survive_and_writes_fail_fast_while_the_bank_is_stopped_or_parti
     tmp_path: Path, embedder: Embedder
 ) -> None:
     proxy = FaultProxy()
-    with fresh_database() as url, _server(tmp_path, proxy.url(url), embedder) as (base, service):
+    with fresh_database() as url, outage_server(tmp_path, proxy.url(url), embedder) as (base, service):
         phases = [run_phase(base, "before", writers=HEALTHY_WRITERS)]
         _assert_recovered(phases[0])
         for fault in ("refuse", "blackhole"):
@@ -126,7 +83,7 @@ def test_selects_survive_and_writes_fail_fast_while_the_bank_is_stopped_or_parti
             # Writes caught by the fault in flight wait for the timeouts, no longer.
             caught = run_phase(base, f"{fault}, in flight", writers=8, readers=0, seconds=0)
             _assert_refused(caught)
-            _wait(lambda: _bank_state(base) == "unavailable", 10, "/readyz reports the bank gone")
+            _wait(lambda: bank_state(base) == "unavailable", 10, "/readyz reports the bank gone")
             phases.append(run_phase(base, fault, seconds=4.0))
             _assert_outage(phases[-1])
             metrics = httpx.get(f"{base}/metrics").text
@@ -136,7 +93,7 @@ def test_selects_survive_and_writes_fail_fast_while_the_bank_is_stopped_or_parti
             )
             assert float(refused.split()[-1]) >= 50
             proxy.set("pass")
-            _wait(lambda: _bank_state(base) == "available", 10, "the bank is seen back")
+            _wait(lambda: bank_state(base) == "available", 10, "the bank is seen back")
             phases.append(run_phase(base, f"after {fault}", writers=HEALTHY_WRITERS))
             _assert_recovered(phases[-1])
 
@@ -160,8 +117,8 @@ def test_a_replica_cut_from_the_bank_keeps_selecting_and_catches_up_with_writes_
     proxy = FaultProxy()
     with (
         fresh_database() as url,
-        _server(tmp_path / "a", url, embedder) as (base_a, _),
-        _server(tmp_path / "b", proxy.url(url), embedder) as (base_b, service_b),
+        outage_server(tmp_path / "a", url, embedder) as (base_a, _),
+        outage_server(tmp_path / "b", proxy.url(url), embedder) as (base_b, service_b),
         httpx.Client(base_url=base_a, timeout=30) as a,
         httpx.Client(base_url=base_b, timeout=30) as b,
     ):
@@ -183,7 +140,7 @@ def test_a_replica_cut_from_the_bank_keeps_selecting_and_catches_up_with_writes_
         _wait(lambda: set(written) <= _live_ids(service_b), 5, "B follows A")
 
         proxy.set("blackhole")
-        _wait(lambda: _bank_state(base_b) == "unavailable", 10, "B sees its bank gone")
+        _wait(lambda: bank_state(base_b) == "unavailable", 10, "B sees its bank gone")
         for n in range(5, 15):
             write(n)
             b_selects()
@@ -210,14 +167,14 @@ def test_the_first_request_while_the_bank_is_unreachable_fails_closed_and_nothin
     tmp_path: Path, embedder: Embedder
 ) -> None:
     proxy = FaultProxy()
-    with fresh_database() as url, _server(tmp_path, proxy.url(url), embedder) as (base, _):
+    with fresh_database() as url, outage_server(tmp_path, proxy.url(url), embedder) as (base, _):
         proxy.set("refuse")
-        _wait(lambda: _bank_state(base) == "unavailable", 10, "the bank is seen gone")
+        _wait(lambda: bank_state(base) == "unavailable", 10, "the bank is seen gone")
         # Whether keys are required cannot be told: refused, and honestly so (503, not 401).
         first = httpx.post(f"{base}/v1/select", json={"prompt": "2 + 2?", "k": 2}, timeout=10)
         assert first.status_code == 503 and first.json()["error"]["code"] == "bank_unavailable", first.text
         proxy.set("pass")
-        _wait(lambda: _bank_state(base) == "available", 10, "the bank is seen back")
+        _wait(lambda: bank_state(base) == "available", 10, "the bank is seen back")
         answers: list[Any] = []
 
         def works() -> bool:
@@ -227,7 +184,7 @@ def test_the_first_request_while_the_bank_is_unreachable_fails_closed_and_nothin
         _wait(works, 3, "selects work again without a restart")
         # The same server keeps serving selects from memory through a later outage.
         proxy.set("refuse")
-        _wait(lambda: _bank_state(base) == "unavailable", 10, "the bank is seen gone again")
+        _wait(lambda: bank_state(base) == "unavailable", 10, "the bank is seen gone again")
         assert works(), answers[-1].text
     proxy.close()
 

@@ -1,5 +1,6 @@
 """The embedded (SQLite) bank when another process holds its write lock: writes answer 503 within the
-statement timeout, reads are served, and writing works again once the lock is released."""
+statement timeout, reads are served, and writing works again once the lock is released. And what lets
+selects go without the bank: every example the index serves is in memory."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
 from fewshot_service.bank.guard import BankTimeouts
+from fewshot_service.curation.service import Curator
 from fewshot_service.embedding import Embedder
 from fewshot_service.index import IndexStore
+from fewshot_service.models import ExampleCreate
 from fewshot_service.serving.service import FewshotService
 from fewshot_service.settings import Settings
 
+from ..conftest import ServiceFactory
 from ..helpers import seed_rows, write_jsonl
 
 STATEMENT_S = 1.0
@@ -59,3 +64,21 @@ def test_a_locked_sqlite_bank_refuses_writes_in_time_and_keeps_serving_reads(
             assert [e["id"] for e in listed["examples"]] == [stored.json()["examples"][0]["id"]]  # one, not two
     finally:
         bank.close()
+
+
+def test_every_example_the_index_serves_is_in_memory_after_start_and_after_a_write(
+    make_service: ServiceFactory,
+) -> None:
+    service = make_service()
+    service.start()
+
+    def uncached() -> list[str]:
+        index = service.served().index
+        slots = np.flatnonzero(index.slots.alive)
+        _, missing = service.examples.get(index.ids(slots), index.revisions(slots).tolist())
+        return missing
+
+    assert service.served().index.size > 0 and uncached() == []
+    created = Curator(service).add([ExampleCreate(input="How many hours are in 3 days?", output="72")], "keep", "t")
+    assert uncached() == []  # the new example is selectable without a bank read
+    assert created.examples[0].id in service.served().index.live_ids()

@@ -139,7 +139,7 @@ def install(engine: Engine, health: BankHealth, watchdog: Watchdog | None) -> No
 
     @event.listens_for(engine, "handle_error")
     def translate(context: ExceptionContext) -> None:
-        if watchdog is not None and context.connection is not None:
+        if watchdog is not None and context.connection is not None and not context.connection.invalidated:
             with contextlib.suppress(Exception):
                 watchdog.idle(context.connection.connection.dbapi_connection)
         reason = unavailable_reason(context.original_exception)
@@ -157,21 +157,32 @@ def install(engine: Engine, health: BankHealth, watchdog: Watchdog | None) -> No
     if watchdog is None:
         return
 
+    def mark(conn: Any, busy: bool) -> None:
+        # An invalidated connection has nothing left to wait on; asking it for its DBAPI connection would try
+        # to reconnect (and raise inside the rollback that follows a lost connection).
+        if conn.invalidated or conn.closed:
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        if busy:
+            watchdog.busy(dbapi_connection)
+        else:
+            watchdog.idle(dbapi_connection)
+
     @event.listens_for(engine, "before_cursor_execute")
     def started(conn: Any, *_: Any) -> None:
-        watchdog.busy(conn.connection.dbapi_connection)
+        mark(conn, True)
 
     @event.listens_for(engine, "after_cursor_execute")
     def finished(conn: Any, *_: Any) -> None:
-        watchdog.idle(conn.connection.dbapi_connection)
+        mark(conn, False)
 
     @event.listens_for(engine, "commit")
     def committing(conn: Any) -> None:
-        watchdog.busy(conn.connection.dbapi_connection)
+        mark(conn, True)
 
     @event.listens_for(engine, "rollback")
     def rolling_back(conn: Any) -> None:
-        watchdog.busy(conn.connection.dbapi_connection)
+        mark(conn, True)
 
     @event.listens_for(engine.pool, "checkin")
     def returned(dbapi_connection: Any, _record: Any) -> None:

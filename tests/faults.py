@@ -268,7 +268,7 @@ STATEMENT_S = 1.0
 
 
 @contextmanager
-def outage_server(root: Path, url: str, embedder: Embedder) -> Iterator[tuple[str, FewshotService]]:
+def outage_server(root: Path, url: str, embedder: Embedder, start: str = "now") -> Iterator[tuple[str, FewshotService]]:
     """uvicorn in a thread serving a bank at url with short timeouts (a slice of the seed bank, seeded at start)."""
     seeds = write_jsonl(root / "seeds" / "some.jsonl", seed_rows()[::5])  # enough to select from, quick to embed
     settings = Settings(
@@ -286,7 +286,7 @@ def outage_server(root: Path, url: str, embedder: Embedder) -> Iterator[tuple[st
     bank = SqlBank(url, BankTimeouts(CONNECT_S, STATEMENT_S))
     service = FewshotService(settings, bank, lambda: embedder, IndexStore(settings.index_dir))
     try:
-        with live_server(create_app(settings, service, start="now")) as base:
+        with live_server(create_app(settings, service, start=start)) as base:
             yield base, service
     finally:
         bank.close()

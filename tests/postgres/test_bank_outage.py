@@ -192,3 +192,18 @@ def test_the_first_request_while_the_bank_is_unreachable_fails_closed_and_nothin
 @pytest.fixture(autouse=True)
 def _quiet_httpx_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING", logger="httpx")
+
+
+def test_a_server_started_while_the_bank_is_down_becomes_ready_when_it_returns(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    proxy = FaultProxy()
+    proxy.set("refuse")
+    with fresh_database() as url, outage_server(tmp_path, proxy.url(url), embedder, start="background") as (base, _):
+        time.sleep(1.0)  # a few start attempts fail meanwhile
+        waiting = httpx.get(f"{base}/readyz")
+        assert waiting.status_code == 503 and "unavailable" in waiting.json()["error"]["message"], waiting.text
+        proxy.set("pass")
+        _wait(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "ready without a restart")
+        assert httpx.post(f"{base}/v1/select", json={"prompt": "2 + 2?", "k": 2}).status_code == 200
+    proxy.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +19,7 @@ from ..bank.health import BankProber
 from ..curation.seeding import seed_inputs
 from ..curation.service import Curator
 from ..embedding import Embedder, load_embedder
-from ..errors import FewshotError
+from ..errors import BankUnavailable, FewshotError
 from ..index import IndexStore
 from ..quality.service import QualityService
 from ..serving.follower import ChangeFollower
@@ -66,15 +67,22 @@ def build_service(settings: Settings) -> FewshotService:
     )
 
 
-def _start_in_background(service: FewshotService) -> None:
+def _start_in_background(service: FewshotService, retry_seconds: float) -> None:
     def run() -> None:
-        try:
-            service.start()
-        except FewshotError:
-            pass  # logged by start(); /readyz reports it
-        except Exception as exc:
-            service.failure = f"start-up failed: {exc}"
-            log.exception("start-up failed")
+        while True:
+            try:
+                service.start()
+                service.failure = None
+                return
+            except BankUnavailable:
+                # The bank may come back: start again then, rather than stay failed until someone restarts us.
+                time.sleep(retry_seconds)
+            except FewshotError:
+                return  # logged by start(); /readyz reports it
+            except Exception as exc:
+                service.failure = f"start-up failed: {exc}"
+                log.exception("start-up failed")
+                return
 
     threading.Thread(target=run, name="fewshot-start", daemon=True).start()
 
@@ -97,7 +105,7 @@ def create_app(
         reserve_threads(settings.bank_request_slots)
         await asyncio.to_thread(prober.start)
         if start == "background":
-            _start_in_background(service)
+            _start_in_background(service, settings.bank_check_seconds)
         elif start == "now":
             service.start()
         follower.start()

@@ -165,7 +165,7 @@ class Curator:
         index = self.service.served().index
         index.upsert(rows)
         index.remove(gone)
-        self.service.examples.fill(index, self.bank, [row.id for row in rows])  # selects need no bank for them
+        self.service.examples.fill(index, self.bank, [row.id for row in rows], best_effort=True)  # selects need no bank
 
     def sync_index(self, ids: Iterable[str]) -> None:
         """_sync_index for writers of service-owned fields outside curation (the quality model's scores);

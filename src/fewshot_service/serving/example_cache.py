@@ -12,6 +12,7 @@ the row a new revision, the index follows, and the stale entry simply stops matc
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -19,8 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import FewshotError
 from ..index import VectorIndex
 from ..models import Example
+
+log = logging.getLogger(__name__)
 
 FILL_BATCH = 2000
 
@@ -73,11 +77,23 @@ class ExampleCache:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
-    def fill(self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None = None) -> int:
+    def fill(
+        self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None = None, *, best_effort: bool = False
+    ) -> int:
         """Read from the bank the examples the index serves (all, or these ids) that are not cached at the
-        index's revision, up to capacity; how many were read."""
+        index's revision, up to capacity; how many were read. best_effort: a bank failure is logged, not raised
+        (after a committed write, whose answer must not turn into an error for the cache's sake)."""
         if self.capacity <= 0:
             return 0
+        try:
+            return self._fill(index, bank, ids)
+        except FewshotError as exc:
+            if not best_effort:
+                raise
+            log.warning("examples not cached (a select reads them from the bank): %s", exc.message)
+            return 0
+
+    def _fill(self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None) -> int:
         slot_of = index.slots.slot_of
         if ids is None:
             slots = np.flatnonzero(index.slots.alive)
@@ -88,7 +104,7 @@ class ExampleCache:
         revisions = index.revisions(slots).tolist()
         with self._lock:
             stale = [i for i, r in zip(wanted, revisions, strict=True) if self._entries.get(i, (None,))[0] != r]
-        stale = stale[: max(0, self.capacity - len(self._entries) + len(stale))]
+        stale = stale[: self.capacity]  # an index larger than the cache: the rest is read when selected
         for start in range(0, len(stale), FILL_BATCH):
             self.put(bank.get_many_with_revisions(stale[start : start + FILL_BATCH]).values())
         return len(stale)

@@ -268,7 +268,9 @@ STATEMENT_S = 1.0
 
 
 @contextmanager
-def outage_server(root: Path, url: str, embedder: Embedder, start: str = "now") -> Iterator[tuple[str, FewshotService]]:
+def outage_server(
+    root: Path, url: str, embedder: Embedder, start: str = "now", **overrides: Any
+) -> Iterator[tuple[str, FewshotService]]:
     """uvicorn in a thread serving a bank at url with short timeouts (a slice of the seed bank, seeded at start)."""
     seeds = write_jsonl(root / "seeds" / "some.jsonl", seed_rows()[::5])  # enough to select from, quick to embed
     settings = Settings(
@@ -282,6 +284,7 @@ def outage_server(root: Path, url: str, embedder: Embedder, start: str = "now") 
         sync_poll_seconds=0.2,
         rate_limit_per_second=0,
         max_in_flight=500,
+        **overrides,
     )
     bank = SqlBank(url, BankTimeouts(CONNECT_S, STATEMENT_S))
     service = FewshotService(settings, bank, lambda: embedder, IndexStore(settings.index_dir))

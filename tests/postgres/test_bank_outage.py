@@ -207,3 +207,19 @@ def test_a_server_started_while_the_bank_is_down_becomes_ready_when_it_returns(
         _wait(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, "ready without a restart")
         assert httpx.post(f"{base}/v1/select", json={"prompt": "2 + 2?", "k": 2}).status_code == 200
     proxy.close()
+
+
+def test_an_example_not_in_memory_during_an_outage_is_a_clear_503_never_a_500_or_another_example(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    proxy = FaultProxy()
+    # A cache far smaller than the index: most examples can only come from the bank.
+    with fresh_database() as url, outage_server(tmp_path, proxy.url(url), embedder, example_cache_size=3) as (base, _):
+        body = {"prompt": "What is the area of a circle of radius 2?", "k": 8, "strategy": "knn"}
+        assert httpx.post(f"{base}/v1/select", json=body).status_code == 200
+        proxy.set("refuse")
+        _wait(lambda: bank_state(base) == "unavailable", 10, "the bank is seen gone")
+        answer = httpx.post(f"{base}/v1/select", json=body | {"prompt": "How fast is a car going 90 km in 1.5 h?"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "bank_unavailable" and answer.headers["retry-after"]
+    proxy.close()

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # Time the server gets to report its own statement_timeout before the watchdog cuts the connection.
 CUT_GRACE_SECONDS = 1.0
 # SQLite errors that mean "the file cannot be written now", not "the statement is wrong".
+TIMED_OUT = "the bank did not answer within the statement timeout"
+CONFLICTED = "a concurrent transaction got in the way (deadlock or serialization failure)"
 _SQLITE_UNAVAILABLE = ("locked", "readonly", "read-only", "disk i/o", "unable to open", "disk is full", "busy")
 
 
@@ -128,7 +130,9 @@ def unavailable_reason(exc: BaseException | None) -> str | None:
     except ImportError:  # SQLite-only installs
         return None
     if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable):
-        return "the bank did not answer within the statement timeout"
+        return TIMED_OUT
+    if isinstance(exc, psycopg.errors.TransactionRollback):
+        return CONFLICTED
     if isinstance(exc, psycopg.OperationalError):
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return None
@@ -147,7 +151,8 @@ def install(engine: Engine, health: BankHealth, watchdog: Watchdog | None) -> No
             reason = "the connection to the bank was lost"
         if reason is None:
             return
-        connectivity = context.is_disconnect or context.connection is None or "timeout" not in reason
+        # A slow statement or a deadlock says nothing of the bank's health; a lost or refused connection does.
+        connectivity = context.is_disconnect or context.connection is None or reason not in (TIMED_OUT, CONFLICTED)
         if connectivity and not isinstance(context.original_exception, sqlite3.OperationalError):
             health.mark(False, reason)
         raise BankUnavailable(f"the bank is unavailable: {reason}", retry_after=health.retry_after) from (

@@ -7,8 +7,9 @@ actor recorded in the history.
 
 Authentication is on when any key is configured, in the settings or in the bank (checked at start and every
 few seconds after), and once on it stays on for the life of the process: revoking the last database key
-locks the service, it never opens it. With no key anywhere, every caller is an anonymous admin, which
-``fewshot serve`` allows on loopback only (``check_bind``).
+locks the service, it never opens it. A bank that does not answer is asked again, never taken for an
+answer. With no key anywhere, every caller is an anonymous admin, which ``fewshot serve`` allows on
+loopback only (``check_bind``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .bank import SqlBank
 from .bank.keys_sql import StoredKey
-from .errors import ConfigurationError, FewshotError
+from .errors import BankUnavailable, ConfigurationError, FewshotError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class Authenticator:
         self.bank = bank
         self._on = required or bool(self._settings_keys)
         self._checked_at = -CHECK_SECONDS
+        self._known_keyless = False  # the bank's last answer was "no keys"
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Principal]] = {}  # digest -> (cached at, principal)
         self._used: dict[str, datetime] = {}  # db key id -> last use not yet written
@@ -155,14 +157,23 @@ class Authenticator:
         return self._on or time.monotonic() - self._checked_at < CHECK_SECONDS
 
     def enabled(self) -> bool:
+        """Whether callers must send a key. A bank that cannot answer is never taken for "no keys": before
+        any answer this fails closed (BankUnavailable, 503) and asks again on the next request, so nothing
+        latches; once the bank has said "no keys", that answer stands until it can be asked again."""
         if self.settled():
             return self._on
         self._checked_at = time.monotonic()
         try:
             count = self.bank.active_key_count()
         except FewshotError as exc:
-            log.warning("cannot tell whether API keys exist, so they are required: %s", exc.message)
-            count = 1  # fail closed
+            if self._known_keyless:
+                return False
+            self._checked_at = -CHECK_SECONDS  # unknown: ask again next time, do not remember a guess
+            log.warning("cannot tell whether API keys exist, so requests are refused: %s", exc.message)
+            raise BankUnavailable(
+                f"cannot tell whether API keys are required, the bank does not answer ({exc.message})"
+            ) from exc
+        self._known_keyless = not count
         if count and not self._on:
             log.info("authentication is on: the bank holds %d API key(s)", count)
             self._on = True
@@ -192,7 +203,15 @@ class Authenticator:
         if found is not None:
             return found
         key_digest = digest(key)
-        stored = self.bank.find_key(key_digest) if len(key) <= 200 else None
+        try:
+            stored = self.bank.find_key(key_digest) if len(key) <= 200 else None
+        except BankUnavailable:
+            known = self._cache.get(key_digest)
+            if known is None:
+                raise
+            # A key this process accepted before the outage stays accepted during it: selects keep working,
+            # and revoking it needs the bank anyway. Asked again at the next use once the bank answers.
+            return known[1]
         if stored is None:
             self._cache.pop(key_digest, None)
             return None

@@ -17,10 +17,12 @@ statuses in one place and the CLI to one-line messages::
     │   └── LLMNotConfigured           503  LLM expansion asked for, but no FEWSHOT_LLM_* endpoint set
     ├── LLMError                       502  the LLM endpoint failed (after retries) or refused the call
     ├── BankError                      500  the database failed (wraps SQLAlchemy errors)
-    │   └── SchemaOutOfDate            500  the bank's schema is not this version's (`fewshot db upgrade`)
+    │   ├── SchemaOutOfDate            500  the bank's schema is not this version's (`fewshot db upgrade`)
+    │   └── BankUnavailable            503  the database is down, refuses or does not answer in time
     ├── EmbeddingError                 500  the model failed to load or encode
     └── IndexStoreError                500  an index version on disk is missing or damaged
-        └── ManifestMismatch                the saved index does not describe the current bank/model
+        ├── ManifestMismatch                the saved index does not describe the current bank/model
+        └── IndexStorageFull           507  the index directory is full or read-only; nothing was published
 
 Library errors are translated where the library is called and chained with ``raise ... from exc``.
 """
@@ -144,6 +146,20 @@ class SchemaOutOfDate(BankError):
     code = "schema_out_of_date"
 
 
+class BankUnavailable(BankError):
+    """The bank cannot be reached or did not answer within its timeout: worth retrying, not a server bug."""
+
+    status_code = 503
+    code = "bank_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class EmbeddingError(FewshotError):
     code = "embedding_error"
 
@@ -154,6 +170,13 @@ class IndexStoreError(FewshotError):
 
 class ManifestMismatch(IndexStoreError):
     code = "index_manifest_mismatch"
+
+
+class IndexStorageFull(IndexStoreError):
+    """Writing an index version failed for lack of space or permission; the served version stays."""
+
+    status_code = 507
+    code = "index_storage_unavailable"
 
 
 # Codes the HTTP layer answers without an exception class of this tree (api/errors.py, api/middleware/).

@@ -148,6 +148,33 @@ class Settings(BaseSettings):
         description="How often a server checks the bank and CURRENT for changes made by other processes "
         "(PostgreSQL also wakes it at once with LISTEN/NOTIFY).",
     )
+    # Bank outages (issue 21): every bank call is bounded, and the bank's state is probed off the request path.
+    bank_connect_timeout_seconds: float = Field(
+        3.0, gt=0, le=300, description="Longest wait to open a connection to the bank."
+    )
+    bank_statement_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Longest a bank statement (or a wait for a lock) may take; the server cancels it, and a "
+        "connection that stops answering altogether is cut shortly after.",
+    )
+    bank_check_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the bank is probed for /readyz; writes fail fast while it is down."
+    )
+    bank_request_slots: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Requests that use the bank (writes, lists, stats) handled at once, so a slow bank never "
+        "takes the threads /v1/select and the probes need; more wait for a slot (bank_queue_seconds).",
+    )
+    bank_queue_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=300,
+        description="How long a request waits for a bank slot before 503; none waits while the bank is down.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_import_bytes: int = Field(256 * 1_048_576, ge=1024, description="Limit for JSONL uploads.")
     # Monitoring the bank (stats.py, agreement.py, quality_model.py).

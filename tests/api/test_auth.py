@@ -70,6 +70,7 @@ Build = Callable[[Fixtures], Request]
 MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
     ("GET", "/healthz"): (None, 200, None, lambda f: ("/healthz", {})),
     ("GET", "/readyz"): (None, 200, None, lambda f: ("/readyz", {})),
+    ("GET", "/readyz/writes"): (None, 200, None, lambda f: ("/readyz/writes", {})),
     ("GET", "/metrics"): ("reader", 200, None, lambda f: ("/metrics", {})),
     ("POST", "/v1/select"): ("reader", 200, None, lambda f: ("/v1/select", {"json": {"prompt": "How many marbles?"}})),
     ("POST", "/v1/examples"): (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,10 +14,12 @@ from fastapi import Depends, FastAPI
 from .. import __version__
 from ..auth import Authenticator, is_loopback
 from ..bank import SqlBank
+from ..bank.guard import BankTimeouts
+from ..bank.health import BankProber
 from ..curation.seeding import seed_inputs
 from ..curation.service import Curator
 from ..embedding import Embedder, load_embedder
-from ..errors import FewshotError
+from ..errors import BankUnavailable, FewshotError
 from ..index import IndexStore
 from ..quality.service import QualityService
 from ..serving.follower import ChangeFollower
@@ -25,6 +28,7 @@ from ..settings import Settings
 from ..ui import router as ui_router
 from .errors import install_error_handlers
 from .metrics import Metrics, time_embeddings
+from .middleware.bank_slots import BankSlots, reserve_threads
 from .middleware.limits import BodySizeLimit, ConcurrencyLimit
 from .middleware.observe import Observe
 from .middleware.ratelimit import RateLimiter
@@ -56,21 +60,31 @@ def build_service(settings: Settings) -> FewshotService:
     """The service with the default backends: SQL bank, the configured embedding model, index versions on disk."""
     return FewshotService(
         settings,
-        SqlBank(settings.resolved_database_url()),
+        SqlBank(
+            settings.resolved_database_url(),
+            BankTimeouts(settings.bank_connect_timeout_seconds, settings.bank_statement_timeout_seconds),
+        ),
         lambda: configured_embedder(settings),
         IndexStore(settings.index_dir, settings.keep_index_versions),
     )
 
 
-def _start_in_background(service: FewshotService) -> None:
+def _start_in_background(service: FewshotService, retry_seconds: float) -> None:
     def run() -> None:
-        try:
-            service.start()
-        except FewshotError:
-            pass  # logged by start(); /readyz reports it
-        except Exception as exc:
-            service.failure = f"start-up failed: {exc}"
-            log.exception("start-up failed")
+        while True:
+            try:
+                service.start()
+                service.failure = None
+                return
+            except BankUnavailable:
+                # The bank may come back: start again then, rather than stay failed until someone restarts us.
+                time.sleep(retry_seconds)
+            except FewshotError:
+                return  # logged by start(); /readyz reports it
+            except Exception as exc:
+                service.failure = f"start-up failed: {exc}"
+                log.exception("start-up failed")
+                return
 
     threading.Thread(target=run, name="fewshot-start", daemon=True).start()
 
@@ -85,11 +99,15 @@ def create_app(
 
     # Applies writes made through other replicas or commands to this server's index (follower.py).
     follower = ChangeFollower(service, settings.sync_poll_seconds)
+    # /readyz reports the bank's state from this prober's last answer; writes fail fast while it is down.
+    prober = BankProber(service.bank, settings.bank_check_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reserve_threads(settings.bank_request_slots)
+        await asyncio.to_thread(prober.start)
         if start == "background":
-            _start_in_background(service)
+            _start_in_background(service, settings.bank_check_seconds)
         elif start == "now":
             service.start()
         follower.start()
@@ -97,6 +115,7 @@ def create_app(
             yield
         finally:
             await asyncio.to_thread(follower.stop)
+            await asyncio.to_thread(prober.stop)
 
     app = FastAPI(
         title="fewshot-service",
@@ -125,6 +144,13 @@ def create_app(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         overrides={"/v1/examples/import": settings.max_import_bytes},
+    )
+    app.add_middleware(
+        BankSlots,
+        slots=settings.bank_request_slots,
+        wait_seconds=settings.bank_queue_seconds,
+        health=service.bank.health,
+        refused=app.state.metrics.refused_writes,
     )
     app.add_middleware(
         ConcurrencyLimit, max_in_flight=settings.max_in_flight, queue_timeout=settings.queue_timeout_seconds

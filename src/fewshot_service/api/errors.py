@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import FewshotError
+from ..errors import BankUnavailable, FewshotError
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", message, field)
 
 
-async def _fewshot_error(_: Request, exc: Exception) -> JSONResponse:
+async def _fewshot_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FewshotError)
+    metrics = getattr(request.app.state, "metrics", None)
+    if isinstance(exc, BankUnavailable) and request.method not in ("GET", "HEAD") and metrics is not None:
+        metrics.refused_writes.inc()
     if exc.status_code == 500:  # 503 "still loading" is expected, not worth a traceback
         log.error("%s: %s", exc.code, exc.message, exc_info=exc)
     return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers() or None, exc.details())

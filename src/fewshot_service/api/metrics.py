@@ -49,6 +49,20 @@ class _IndexCollector:
         yield info
 
 
+class _BankCollector:
+    """The bank's last probed state, read at scrape time."""
+
+    def __init__(self, service: FewshotService) -> None:
+        self.health = service.bank.health
+
+    def collect(self) -> Iterable[Metric]:
+        available = GaugeMetricFamily(
+            "fewshot_bank_available", "1 when the bank answered its last probe, 0 when not (or not probed yet)."
+        )
+        available.add_metric([], 1.0 if self.health.available else 0.0)
+        yield available
+
+
 class Metrics:
     def __init__(self, service: FewshotService) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -76,6 +90,12 @@ class Metrics:
         )
         self.embedded = Counter("fewshot_embedded_texts", "Texts embedded.", registry=self.registry)
         self.registry.register(_IndexCollector(service))
+        self.registry.register(_BankCollector(service))
+        self.refused_writes = Counter(
+            "fewshot_bank_refused_writes",
+            "Write requests answered 503 bank_unavailable: the bank was down, hung or all its slots were taken.",
+            registry=self.registry,
+        )
 
 
 class TimedEmbedder:

@@ -16,6 +16,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from ..errors import BankError, Conflict, FewshotError, InvalidInput, NotFound
 from ..models import Example, Label, normalise_text
+from .guard import CUT_GRACE_SECONDS, BankHealth, BankTimeouts, Watchdog, install
 from .schema import audit, bank_meta, examples
 
 # Writers send the new revision on this channel (PostgreSQL); followers LISTEN to it (follower.py).
@@ -51,15 +52,18 @@ def input_hash(text: str) -> str:
     return hashlib.sha256(normalise_text(text).encode()).hexdigest()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets /v1/select read while a curator writes; synchronous=FULL because an acknowledged
-    # write must survive a power cut, not only a crash.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def apply(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets /v1/select read while a curator writes; synchronous=FULL because an acknowledged
+        # write must survive a power cut, not only a crash.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return apply
 
 
 def _sqlite_manual_transactions(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -109,36 +113,69 @@ def row_to_label(row: RowMapping) -> Label:
     )
 
 
+def _bounded(timeouts: BankTimeouts) -> dict[str, Any]:
+    """PostgreSQL engine options that bound connecting, waiting for a pooled connection and each statement."""
+    statement_ms = int(timeouts.statement_seconds * 1000)
+    return {
+        "connect_args": {
+            "connect_timeout": max(1, round(timeouts.connect_seconds)),  # libpq counts whole seconds
+            # The server cancels a statement (or a wait for a lock) that runs longer.
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        },
+        "pool_timeout": timeouts.connect_seconds,
+        # No pool_pre_ping: guard.py pings on checkout itself, where the watchdog can time the ping.
+    }
+
+
 class SqlBase:
     """Engine and transaction helpers; SQLite gets WAL and durable commits."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: BankTimeouts | None = None) -> None:
+        """timeouts bound every call (a server passes its settings'); without them calls wait as long as the
+        database makes them, which suits one-off commands such as a long migration."""
         self.url = url
+        self.timeouts = timeouts
+        self.health = BankHealth()
+        self._watchdog: Watchdog | None = None
         try:
             url = database_url(url)
             if url.startswith("sqlite"):
                 database = url.split("///", 1)[-1]
                 if database and database != ":memory:":
                     Path(database).parent.mkdir(parents=True, exist_ok=True)
+                pragmas = _sqlite_pragmas(int((timeouts.statement_seconds if timeouts else 30.0) * 1000))
                 self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "connect", pragmas)
                 # Writes go through their own engine whose transactions begin IMMEDIATE; reads stay
                 # deferred so /v1/select never waits for a writer (WAL).
                 self.writer: Engine = create_engine(url, connect_args={"check_same_thread": False})
-                event.listen(self.writer, "connect", _sqlite_pragmas)
+                event.listen(self.writer, "connect", pragmas)
                 event.listen(self.writer, "connect", _sqlite_manual_transactions)
                 event.listen(self.writer, "begin", _begin_immediate)
-            else:
+                install(self.writer, self.health, None)
+            elif timeouts is None:
                 self.engine = create_engine(url, pool_pre_ping=True)
                 self.writer = self.engine
+            else:
+                self.engine = create_engine(url, **_bounded(timeouts))
+                self.writer = self.engine
+                self._watchdog = Watchdog(timeouts.statement_seconds + CUT_GRACE_SECONDS)
+            install(self.engine, self.health, self._watchdog)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise BankError(f"cannot open the bank at {masked(url)!r}: {exc}") from exc
 
     def _connect(self) -> Connection:
+        if self.health.refusing():
+            raise self.health.refuse()
         try:
             return self.engine.connect()
         except SQLAlchemyError as exc:
             raise BankError(f"cannot reach the bank: {exc}") from exc
+
+    def ping(self) -> None:
+        """One trivial query, past the fail-fast check: how probes learn that the bank is back."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
 
     def _embedded_rows(self, columns: Sequence[Any], model_id: str, batch_size: int) -> Iterator[Any]:
         """Rows of the live examples embedded with model_id, fetched a page at a time in id order."""
@@ -170,6 +207,8 @@ class SqlBase:
         order (a follower that has seen revision r has seen every change up to r), and what a writer
         reads before it writes (a version check, an existing external_id) is not changed under it.
         """
+        if self.health.refusing():
+            raise self.health.refuse()
         try:
             with self.writer.begin() as conn:
                 if conn.dialect.name == "postgresql":
@@ -216,5 +255,7 @@ class SqlBase:
         )
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self.engine.dispose()
         self.writer.dispose()

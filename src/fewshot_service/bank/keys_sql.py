@@ -75,9 +75,9 @@ class KeyStore(SqlBase):
     def active_key_count(self) -> int:
         """Unrevoked keys; 0 when the table does not exist yet (a bank that was never started)."""
         try:
-            if not inspect(self.engine).has_table(api_keys.name):
-                return 0
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
+                if not inspect(conn).has_table(api_keys.name):
+                    return 0
                 count = conn.execute(
                     select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
                 ).scalar_one()

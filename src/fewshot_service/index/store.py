@@ -7,7 +7,9 @@ Layout under the index directory::
     tmp/                    builds in progress, each with a <name>.lock its builder holds (flock)
     publish.lock            held while CURRENT is compared and replaced
 
-A build killed at any moment leaves CURRENT naming a complete, checksummed version.
+A build killed at any moment leaves CURRENT naming a complete, checksummed version. A build that cannot be
+written (a full or read-only disk) removes what it wrote, leaves CURRENT as it was and raises
+IndexStorageFull.
 
 The directory may be shared by several processes (replicas, a rebuild job): version names carry a random
 part so two builds never collide, a build's folder in tmp/ is removed only once no live process holds its
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import faiss
 
-from ..errors import IndexStoreError
+from ..errors import IndexStorageFull, IndexStoreError
 from .manifest import IndexManifest, sha256_of
 from .vector_index import VectorIndex
 
@@ -44,6 +46,18 @@ def _fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _storage(what: str) -> Iterator[None]:
+    """Turn the disk refusing a write (full, read-only, over a size limit) into IndexStorageFull."""
+    try:
+        yield
+    except IndexStoreError:
+        raise
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise IndexStorageFull(f"{what} failed, the served index version is unchanged: {reason}") from exc
 
 
 @contextmanager
@@ -131,19 +145,25 @@ class IndexStore:
 
     def save(self, index: VectorIndex, *, model_id: str, bank_revision: int, build_seconds: float) -> IndexManifest:
         """Write index as a new version and publish it (see publish)."""
-        self.prepare_dirs()
         created = datetime.now(UTC)
         # Names sort by build time; the random part keeps two processes' builds apart.
         version = f"{created:%Y%m%dT%H%M%S%f}-r{bank_revision}-{secrets.token_hex(3)}"
-        lock = self.tmp_dir / f"{version}.lock"
-        with _locked(lock):
+        with _storage(f"writing index version {version} to {self.root}"):
+            self.prepare_dirs()
+            lock = self.tmp_dir / f"{version}.lock"
+            with _locked(lock):
+                try:
+                    manifest = self._write(
+                        index, self.tmp_dir / version, version, created, model_id, bank_revision, build_seconds
+                    )
+                finally:
+                    lock.unlink(missing_ok=True)
             try:
-                manifest = self._write(
-                    index, self.tmp_dir / version, version, created, model_id, bank_revision, build_seconds
-                )
-            finally:
-                lock.unlink(missing_ok=True)
-        self.publish(manifest)
+                self.publish(manifest)
+            except BaseException:
+                if self.current_version() != version:  # never made current, so nothing can be serving it
+                    shutil.rmtree(self.versions_dir / version, ignore_errors=True)
+                raise
         self.prune()
         return manifest
 
@@ -213,11 +233,14 @@ class IndexStore:
                     )
                     return False
             pointer = self.tmp_dir / f"CURRENT.{os.getpid()}.{time.monotonic_ns()}"
-            with pointer.open("w") as handle:
-                handle.write(manifest.version + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(pointer, self.current_file)
+            try:
+                with pointer.open("w") as handle:
+                    handle.write(manifest.version + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(pointer, self.current_file)
+            finally:
+                pointer.unlink(missing_ok=True)  # a half-written pointer must never be left to replace CURRENT
             _fsync_path(self.root)
         return True
 

@@ -1,5 +1,9 @@
 """Selected examples served from memory instead of a bank query on every /v1/select.
 
+The cache is kept filled with every example the served index holds (fill(), after each start, swap,
+catch-up and write), up to its capacity, so /v1/select answers from memory while the bank is down. An
+index larger than the capacity reads the rest from the bank, and those selects answer 503 during an outage.
+
 Entries are keyed by id and carry the bank revision of the row they were read from. The index records,
 for every slot, the revision it was built or updated at; an entry is used only when the two match, so a
 cached copy can never be older than what the index itself knows. No invalidation is needed: an edit gives
@@ -8,11 +12,27 @@ the row a new revision, the index follows, and the stale entry simply stops matc
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
+import numpy as np
+
+from ..errors import FewshotError
+from ..index import VectorIndex
 from ..models import Example
+
+log = logging.getLogger(__name__)
+
+FILL_BATCH = 2000
+
+
+class ExampleSource(Protocol):
+    def get_many_with_revisions(self, ids: Sequence[str]) -> dict[str, tuple[int, Example]]:
+        """Live examples by id, each with the bank revision of its last change."""
+        ...
 
 
 class ExampleCache:
@@ -56,3 +76,35 @@ class ExampleCache:
                 self._entries.move_to_end(example.id)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
+
+    def fill(
+        self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None = None, *, best_effort: bool = False
+    ) -> int:
+        """Read from the bank the examples the index serves (all, or these ids) that are not cached at the
+        index's revision, up to capacity; how many were read. best_effort: a bank failure is logged, not raised
+        (after a committed write, whose answer must not turn into an error for the cache's sake)."""
+        if self.capacity <= 0:
+            return 0
+        try:
+            return self._fill(index, bank, ids)
+        except FewshotError as exc:
+            if not best_effort:
+                raise
+            log.warning("examples not cached (a select reads them from the bank): %s", exc.message)
+            return 0
+
+    def _fill(self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None) -> int:
+        slot_of = index.slots.slot_of
+        if ids is None:
+            slots = np.flatnonzero(index.slots.alive)
+        else:
+            slots = np.array([slot_of[i] for i in ids if i in slot_of], dtype=np.int64)
+            slots = slots[index.slots.alive[slots]]
+        wanted = index.ids(slots)
+        revisions = index.revisions(slots).tolist()
+        with self._lock:
+            stale = [i for i, r in zip(wanted, revisions, strict=True) if self._entries.get(i, (None,))[0] != r]
+        stale = stale[: self.capacity]  # an index larger than the cache: the rest is read when selected
+        for start in range(0, len(stale), FILL_BATCH):
+            self.put(bank.get_many_with_revisions(stale[start : start + FILL_BATCH]).values())
+        return len(stale)

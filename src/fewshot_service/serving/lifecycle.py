@@ -56,11 +56,11 @@ class FewshotService:
         self.store = store
         self._served: Served | None = None
         self._rebuild_lock = threading.Lock()
-        self.writes = WritePath(bank, self.served, lambda: self.embedder)
+        self.examples = ExampleCache(settings.example_cache_size)
+        self.writes = WritePath(bank, self.served, lambda: self.embedder, self.examples)
         self.phase = "not started"
         self.failure: str | None = None
         self.start_report: StartReport | None = None
-        self.examples = ExampleCache(settings.example_cache_size)
         self.selector = Selector(settings, bank, self.examples, self.served, lambda: self.embedder)
         # The bank revision the served index reflects: every change up to it is in the index (changes made
         # through this process may be in it before that). Moved by index swaps and catch_up().
@@ -126,8 +126,9 @@ class FewshotService:
             self.phase = "loading the index"
             action, reason = self._load_or_rebuild(embedder)
             self.phase = "caching examples"
-            # Warm: a cold cache would send the first requests for each example to the bank.
-            self.examples.put(self.bank.iter_with_revisions(self.settings.example_cache_size))
+            # Every served example in memory, so selects need no bank (ExampleCache.fill).
+            assert self._served is not None
+            self.examples.fill(self._served.index, self.bank)
         except FewshotError as exc:
             self.failure = exc.message
             self.phase = "failed"
@@ -180,6 +181,8 @@ class FewshotService:
         """Replay the bank's changes since the manifest's revision into index, then serve it (searches in
         flight finish on the old one); how many changes were replayed. The caller holds the write lock."""
         target, replayed = self.writes.replay(index, manifest.bank_revision)
+        if self._served is not None:  # a swap while serving (at start, fill() runs once the index is served)
+            self.examples.fill(index, self.bank)
         self._served = Served(index, manifest)
         self.applied_revision = target
         return replayed
@@ -207,7 +210,7 @@ class FewshotService:
             served = self._served  # read under the lock: an adopt or rebuild may have swapped it
             if served is None:
                 return 0
-            self.applied_revision, applied = self.writes.replay(served.index, self.applied_revision)
+            self.applied_revision, applied = self.writes.replay(served.index, self.applied_revision, cache=True)
         return applied
 
     def adopt(self, version: str) -> str | None:

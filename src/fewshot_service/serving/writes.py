@@ -17,6 +17,7 @@ from ..bank import SqlBank
 from ..embedding import Embedder
 from ..index import IndexManifest, VectorIndex
 from ..models import IndexRow
+from .example_cache import ExampleCache
 
 T = TypeVar("T")
 
@@ -30,9 +31,17 @@ class Served:
 
 
 class WritePath:
-    def __init__(self, bank: SqlBank, served: Callable[[], Served], embedder: Callable[[], Embedder]) -> None:
-        """served raises NotReady until the service is ready; embedder is the model loaded at start."""
+    def __init__(
+        self,
+        bank: SqlBank,
+        served: Callable[[], Served],
+        embedder: Callable[[], Embedder],
+        examples: ExampleCache | None = None,
+    ) -> None:
+        """served raises NotReady until the service is ready; embedder is the model loaded at start; examples,
+        the cache that must hold what the index serves (so selects need no bank), is filled after each change."""
         self.bank = bank
+        self._examples = examples
         self._served = served
         self._embedder = embedder
         # Held across "write the bank, then apply it to the index", so both change in the same order.
@@ -62,14 +71,22 @@ class WritePath:
     def sync(self, ids: Iterable[str]) -> int:
         """Bring the served index in line with what the bank holds for these ids; the caller holds lock."""
         rows, gone = self.bank.index_rows(list(ids), self._embedder().model_id)
-        return self.apply(self._served().index, rows, gone)
+        index = self._served().index
+        changes = self.apply(index, rows, gone)
+        if self._examples is not None:  # best effort: the write is committed, its answer must not fail now
+            self._examples.fill(index, self.bank, [row.id for row in rows], best_effort=True)
+        return changes
 
-    def replay(self, index: VectorIndex, since: int) -> tuple[int, int]:
+    def replay(self, index: VectorIndex, since: int, *, cache: bool = False) -> tuple[int, int]:
         """Apply the bank's changes after revision `since` to index; (the revision it now reflects, how many
-        changes). The caller holds lock."""
+        changes). cache: also read the changed examples into the cache (an index already served). The caller
+        holds lock."""
         target = self.bank.revision()  # read first: the changes read next include everything up to it
         rows, gone = self.bank.changes_since(since, self._embedder().model_id)
-        return target, self.apply(index, rows, gone)
+        changes = self.apply(index, rows, gone)
+        if cache and self._examples is not None:
+            self._examples.fill(index, self.bank, [row.id for row in rows])
+        return target, changes
 
     @staticmethod
     def apply(index: VectorIndex, rows: Sequence[IndexRow], gone: Sequence[str]) -> int:

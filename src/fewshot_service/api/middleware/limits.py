@@ -63,7 +63,7 @@ class ConcurrencyLimit:
     Health probes and metrics are exempt: an overloaded service is alive, and must be seen to be.
     """
 
-    EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+    EXEMPT = frozenset({"/healthz", "/readyz", "/readyz/writes", "/metrics"})
 
     def __init__(self, app: ASGIApp, max_in_flight: int, queue_timeout: float) -> None:
         self.app = app

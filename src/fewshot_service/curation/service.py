@@ -52,6 +52,12 @@ class DuplicateFound(Conflict):
         return {"duplicates": [d.model_dump() for d in self.duplicates]}
 
 
+def answer_key_hidden(example: Example) -> Example:
+    """The example as a blind reviewer sees it: no gold answer, no quality other annotators' scores made."""
+    metadata = {name: value for name, value in example.metadata.items() if name != "gold"}
+    return example.model_copy(update={"metadata": metadata, "quality": None})
+
+
 class Curator:
     def __init__(self, service: FewshotService) -> None:
         self.service = service
@@ -122,6 +128,11 @@ class Curator:
     # -- editing --------------------------------------------------------------------------------
     def update(self, example_id: str, edit: ExampleUpdate, if_match: int | None, actor: str) -> Example:
         changes = edit.changes()
+        if edit.version is not None and if_match is not None and edit.version != if_match:
+            # One of the two is stale whatever the stored version is: refuse rather than pick one.
+            raise Conflict(
+                f"If-Match says version {if_match} but the body says version {edit.version}; send one", field="If-Match"
+            )
         expected = edit.version if edit.version is not None else if_match
         vector = None
         embedder = self.service.embedder
@@ -177,7 +188,9 @@ class Curator:
         if leased is None:
             return None
         example, reason, expires = leased
-        others = None if blind else [lab for lab in self.bank.labels_of(example.id) if lab.annotator != annotator]
+        if blind:
+            return ReviewItem(example=answer_key_hidden(example), reason=reason, labels=None, lease_expires_at=expires)
+        others = [lab for lab in self.bank.labels_of(example.id) if lab.annotator != annotator]
         return ReviewItem(example=example, reason=reason, labels=others, lease_expires_at=expires)
 
     # -- preferences ----------------------------------------------------------------------------
@@ -188,8 +201,13 @@ class Curator:
         return self.bank.add_preference_label(preference_id, label)
 
     def preference_jsonl(self) -> Iterator[str]:
-        """{prompt, chosen, rejected} per label that prefers one response (ties and both_bad carry no pair)."""
-        for pair, label in self.bank.iter_preference_labels():
+        """{prompt, chosen, rejected} per annotator's latest label on a pair, when it prefers one response
+        (ties and both_bad carry no pair; a changed mind replaces the earlier choice, never contradicts it)."""
+        latest: dict[tuple[str, str], tuple[dict[str, Any], PreferenceLabel]] = {}
+        for pair, label in self.bank.iter_preference_labels():  # oldest first
+            latest.pop((label.preference_id, label.annotator), None)  # re-inserted: ordered by latest choice
+            latest[(label.preference_id, label.annotator)] = (pair, label)
+        for pair, label in latest.values():
             if label.choice in ("a", "b"):
                 chosen, rejected = (pair["a"], pair["b"]) if label.choice == "a" else (pair["b"], pair["a"])
                 record = {"prompt": pair["prompt"], "chosen": chosen, "rejected": rejected,

@@ -132,8 +132,8 @@ async def _lines(request: Request, longest: int) -> AsyncIterator[bytes | None]:
 
 
 def _version_from(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
+    if if_match is None or if_match.strip() == "*":
+        return None  # RFC 9110: "*" matches any current representation
     found = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', if_match)
     if not found:
         raise InvalidInput('If-Match must carry the example version, e.g. "3"', field="If-Match")
@@ -158,9 +158,9 @@ def edit_example(
         str | None,
         Header(
             max_length=100,
-            description='The version edited, e.g. "3" (or send "version")',
+            description='The version edited, e.g. "3" (or send "version"); "*" for any version',
             # A header is never null on the wire: "type" keeps the schema's null member (from the default) out.
-            json_schema_extra={"type": "string", "pattern": r'^\s*(?:W/)?"?\d+"?\s*$'},
+            json_schema_extra={"type": "string", "pattern": r'^\s*(?:\*|(?:W/)?"?\d+"?)\s*$'},
         ),
     ] = None,
 ) -> Example:

@@ -86,6 +86,17 @@ def _embedding_columns(vector: np.ndarray | None, model_id: str | None) -> dict[
     return {"embedding": vector.tobytes(), "embedding_model": model_id, "embedding_dim": int(vector.shape[0])}
 
 
+class ExactDuplicates(Conflict):
+    """Records whose normalised input a live example already has: (position in the batch, that example's id)."""
+
+    code = "duplicate"
+
+    def __init__(self, clashes: list[tuple[int, str]]) -> None:
+        position, stored = clashes[0]
+        super().__init__(f"example {position} duplicates {stored} (exact); nothing was stored", field="input")
+        self.clashes = clashes
+
+
 class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
     """ExampleBank over a SQLAlchemy engine."""
 
@@ -267,10 +278,16 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
             yield _index_row(row)
 
     # -- curator writes -----------------------------------------------------------------------
-    def insert(self, records: Sequence[ExampleCreate], vectors: np.ndarray, model_id: str, actor: str) -> list[Example]:
-        """Store new examples with their embeddings in one transaction (all or nothing)."""
+    def insert(
+        self, records: Sequence[ExampleCreate], vectors: np.ndarray, model_id: str, actor: str, *, unique: bool = False
+    ) -> list[Example]:
+        """Store new examples with their embeddings in one transaction (all or nothing). unique: refuse
+        (ExactDuplicates) when a live example has the same normalised input, checked inside the transaction,
+        which every writer of the bank takes in turn, so two replicas cannot both store one text."""
         created: list[Example] = []
         with self._transaction() as conn:
+            if unique:
+                self._refuse_exact_duplicates(conn, records)
             revision = self._bump_revision(conn)
             stamp = now()
             for record, vector in zip(records, vectors, strict=True):
@@ -283,6 +300,15 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 self._audit(conn, values["id"], actor, "create", _public(_content(record)), revision)
                 created.append(row_to_example(values))  # type: ignore[arg-type]
         return created
+
+    @staticmethod
+    def _refuse_exact_duplicates(conn: Connection, records: Sequence[ExampleCreate]) -> None:
+        hashes = [input_hash(r.input) for r in records]
+        query = select(examples.c.input_hash, examples.c.id).where(examples.c.input_hash.in_(set(hashes)), _LIVE)
+        stored = dict(conn.execute(query).tuples().all())
+        clashes = [(n, stored[digest]) for n, digest in enumerate(hashes) if digest in stored]
+        if clashes:
+            raise ExactDuplicates(clashes)
 
     @staticmethod
     def _insert_row(conn: Connection, values: dict[str, Any]) -> None:

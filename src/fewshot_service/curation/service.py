@@ -15,6 +15,7 @@ import numpy as np
 
 from ..bank import SqlBank
 from ..bank.base import input_hash
+from ..bank.sql import ExactDuplicates
 from ..errors import Conflict
 from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, LabelCreate, SelectFilters
 from ..serving.rebuild import embed_missing
@@ -72,17 +73,30 @@ class Curator:
         self.service.served()  # 503 while starting
         embedder = self.service.embedder
         vectors = embedder.embed([r.input for r in records])  # the slow part, outside any lock
-        duplicates = self.find_duplicates(records, vectors)
-        if duplicates and on_duplicate == "reject":
-            raise DuplicateFound(duplicates)
-        skipped = sorted({d.position for d in duplicates}) if on_duplicate == "skip" else []
-        keep = [n for n in range(len(records)) if n not in set(skipped)]
-        if not keep:
-            return CreateResult(examples=[], duplicates=duplicates, skipped=skipped)
+        # Checked under the write lock, so a concurrent add in this process is in the index by then; the bank
+        # re-checks exact duplicates inside its write transaction, which also serialises other replicas.
         with self.service.write_lock:
-            created = self.bank.insert([records[n] for n in keep], vectors[keep], embedder.model_id, actor)
-            self._sync_index([e.id for e in created])
-        return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
+            duplicates = self.find_duplicates(records, vectors)
+            while True:
+                if duplicates and on_duplicate == "reject":
+                    raise DuplicateFound(duplicates)
+                skipped = sorted({d.position for d in duplicates}) if on_duplicate == "skip" else []
+                keep = [n for n in range(len(records)) if n not in set(skipped)]
+                if not keep:
+                    return CreateResult(examples=[], duplicates=duplicates, skipped=skipped)
+                kept = [records[n] for n in keep]
+                try:
+                    created = self.bank.insert(
+                        kept, vectors[keep], embedder.model_id, actor, unique=on_duplicate != "keep"
+                    )
+                except ExactDuplicates as clash:  # another replica stored the text since the check
+                    duplicates += [
+                        Duplicate(position=keep[n], duplicate_of=stored, similarity=1.0, kind="exact")
+                        for n, stored in clash.clashes
+                    ]
+                    continue
+                self._sync_index([e.id for e in created])
+                return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
 
     def find_duplicates(self, records: Sequence[ExampleCreate], vectors: np.ndarray) -> list[Duplicate]:
         """Exact (normalised text) and semantic (cosine >= threshold) duplicates, against the bank and the batch."""

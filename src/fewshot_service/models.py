@@ -102,7 +102,9 @@ class ExampleCreate(ExampleFields):
 class LabelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    annotator: Annotator
+    annotator: Annotator | None = Field(
+        None, description="Who labels; with API keys on, the key's name (another name needs an admin key)."
+    )
     verdict: Verdict
     score: int | None = Field(None, ge=1, le=5)
     issues: list[IssueTag] = Field(default_factory=list, max_length=8)
@@ -113,9 +115,13 @@ class LabelCreate(BaseModel):
 
 
 class Label(LabelCreate):
+    annotator: Annotator
     id: str
     example_id: str
     created_at: datetime
+    recorded_by: str | None = Field(None, description="The admin key that recorded it for the annotator.")
+    withdrawn_at: datetime | None = Field(None, description="When its annotator took it back; it no longer counts.")
+    withdrawn_by: str | None = None
 
 
 class ExampleImport(ExampleFields):

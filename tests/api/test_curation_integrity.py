@@ -111,3 +111,97 @@ def test_preference_export_keeps_only_each_annotators_latest_choice(start: Facto
     lines = [json.loads(line) for line in client.get("/v1/preferences/export").text.splitlines()]
     # a1 changed their mind to "a"; a2's latest is a tie, which carries no pair.
     assert [(r["annotator"], r["chosen"], r["rejected"]) for r in lines] == [("a1", "Hello!", "Go away.")]
+
+
+# -- annotator identity from the key, leases, release and skip (issue 16 item 7) ----------------------------
+def label(client: TestClient, example_id: str, who: str | None, body: dict[str, Any]) -> Any:
+    return client.post(f"/v1/examples/{example_id}/labels", json=body, headers=as_(who) if who else None)
+
+
+def test_the_annotator_is_the_keys_name_and_another_name_needs_an_admin(start: Factory) -> None:
+    client = start(keyed=True, label_approvals_needed=2)
+    item = pending(client, "What is 6 times 7?", headers=as_("ann"), output="42")
+    own = label(client, item["id"], "ann", {"verdict": "approve", "score": 4})
+    assert own.status_code == 201 and own.json()["label"]["annotator"] == "ann"
+    assert own.json()["label"]["recorded_by"] is None
+    posing = label(client, item["id"], "ann", {"annotator": "bob", "verdict": "approve", "score": 5})
+    assert posing.status_code == 403 and posing.json()["error"]["field"] == "annotator"
+    again = label(client, item["id"], "ann", {"annotator": "ann", "verdict": "approve", "score": 5})
+    assert again.status_code == 201
+    # One key is one rater: two approvals from ann do not meet the two-approvals rule.
+    assert again.json()["example"]["status"] == "pending"
+    for_bob = label(client, item["id"], "ops", {"annotator": "bob", "verdict": "approve", "score": 5})
+    assert for_bob.status_code == 201
+    assert for_bob.json()["label"] | {"annotator": "bob", "recorded_by": "ops"} == for_bob.json()["label"]
+    assert for_bob.json()["example"]["status"] == "approved"
+    # Preference choices follow the same rule.
+    pair = client.post(
+        "/v1/preferences", json={"prompt": "Hi", "response_a": "Hello", "response_b": "Bye"}, headers=as_("ann")
+    ).json()
+    url = f"/v1/preferences/{pair['id']}/labels"
+    choice = {"choice": "a", "shown_first": "a"}
+    assert client.post(url, json={**choice, "annotator": "bob"}, headers=as_("ann")).status_code == 403
+    assert client.post(url, json=choice, headers=as_("ann")).json()["annotator"] == "ann"
+
+
+def test_a_lease_belongs_to_its_annotator_until_released_and_skips_are_not_offered(start: Factory) -> None:
+    client = start(keyed=True, review_lease_seconds=60.0)
+    first = pending(client, "Convert 3 miles to kilometres.", headers=as_("ann"))
+    second = pending(client, "What is the capital of Australia?", headers=as_("ann"))
+
+    def next_item(who: str, **params: Any) -> str | None:
+        response = client.get("/v1/review/next", params=params, headers=as_(who))
+        assert response.status_code in (200, 204), response.text
+        return None if response.status_code == 204 else str(response.json()["example"]["id"])
+
+    assert next_item("ann") == first["id"]
+    assert client.get("/v1/review/next", params={"annotator": "bob"}, headers=as_("ann")).status_code == 403
+    assert next_item("bob") == second["id"]  # never the item leased to ann
+    taken = label(client, first["id"], "bob", {"verdict": "reject", "score": 1})
+    assert taken.status_code == 409 and taken.json()["error"]["field"] == "lease"
+    assert "'ann'" in taken.json()["error"]["message"] and "until" in taken.json()["error"]["message"]
+    assert client.post(f"/v1/review/{first['id']}/release", headers=as_("bob")).status_code == 409
+    # An admin may label a leased item, and release any lease.
+    assert client.post(f"/v1/review/{second['id']}/release", headers=as_("ops")).status_code == 204
+    assert next_item("ann", skip=[first["id"]]) == second["id"]  # skipping gives up ann's lease on first
+    assert next_item("bob") == first["id"]
+    assert client.post(f"/v1/review/{first['id']}/release", headers=as_("bob")).status_code == 204
+    assert next_item("ann", skip=[first["id"]]) == second["id"]  # ann still holds second; first stays skipped
+    assert next_item("ann", skip=[first["id"], second["id"]]) is None
+    assert label(client, first["id"], "bob", {"verdict": "approve", "score": 4}).status_code == 201
+    assert client.post("/v1/review/nope/release", headers=as_("ann")).status_code == 404
+
+
+def test_with_keys_off_the_body_annotator_is_used_and_required(start: Factory) -> None:
+    client = start()
+    item = pending(client, "Name the largest planet.", output="Jupiter")
+    assert label(client, item["id"], None, {"verdict": "approve"}).json()["error"]["field"] == "annotator"
+    stored = label(client, item["id"], None, {"annotator": "alice", "verdict": "approve", "score": 4})
+    assert stored.status_code == 201 and stored.json()["label"]["annotator"] == "alice"
+    assert client.get("/v1/review/next").json()["error"]["field"] == "annotator"
+
+
+# -- label undo ------------------------------------------------------------------------------------------
+def test_a_label_is_undone_by_its_annotator_and_the_status_follows(start: Factory) -> None:
+    client = start(keyed=True)
+    item = pending(client, "What is 15 percent of 80?", headers=as_("ann"), output="12")
+    approve = label(client, item["id"], "ann", {"verdict": "approve", "score": 5}).json()
+    assert approve["example"]["status"] == "approved" and approve["example"]["quality"] == 5
+    url = f"/v1/examples/{item['id']}/labels/{approve['label']['id']}"
+    assert client.delete(url, headers=as_("bob")).status_code == 404  # someone else's label: no probing
+    assert client.delete(url, headers=as_("ann")).status_code == 204
+    after = client.get(f"/v1/examples/{item['id']}", headers=as_("ann")).json()
+    assert after["status"] == "pending" and after["quality"] is None
+    assert client.delete(url, headers=as_("ann")).status_code == 404  # already withdrawn
+    [kept] = client.get(f"/v1/examples/{item['id']}/labels", headers=as_("ann")).json()
+    assert kept["id"] == approve["label"]["id"] and kept["withdrawn_at"] and kept["withdrawn_by"] == "ann"
+    history = client.get(f"/v1/examples/{item['id']}/history", headers=as_("ann")).json()
+    assert history[-1]["action"] == "unlabel" and history[-1]["changes"]["status"] == ["approved", "pending"]
+    # The item needs a label again, and an admin may undo anyone's label.
+    assert client.get("/v1/review/next", headers=as_("ann")).json()["example"]["id"] == item["id"]
+    assert client.post(f"/v1/review/{item['id']}/release", headers=as_("ann")).status_code == 204
+    reject = label(client, item["id"], "bob", {"verdict": "reject", "score": 1}).json()
+    assert reject["example"]["status"] == "rejected"
+    undo = client.delete(f"/v1/examples/{item['id']}/labels/{reject['label']['id']}", headers=as_("ops"))
+    assert undo.status_code == 204
+    assert client.get(f"/v1/examples/{item['id']}", headers=as_("ann")).json()["status"] == "pending"

@@ -164,15 +164,29 @@ class Curator:
             self.bank.delete(example_id, actor)
             self._sync_index([example_id])
 
-    def label(self, example_id: str, label: LabelCreate, actor: str) -> LabelResult:
+    def label(
+        self, example_id: str, label: LabelCreate, actor: str, *, recorded_by: str | None = None,
+        override_lease: bool = False,
+    ) -> LabelResult:  # fmt: skip
+        """Store a label (label.annotator set); an item leased to someone else is refused unless override_lease."""
         label = with_first_wrong_step(label)
         with self.service.write_lock:
             stored, example = self.bank.add_label(
-                example_id, label, check=check_label, policy=self.policy.decide, actor=actor
+                example_id, label, check=check_label, policy=self.policy.decide, actor=actor,
+                recorded_by=recorded_by, override_lease=override_lease,
+            )  # fmt: skip
+            self._sync_index([example_id])
+        self.bank.release_lease(example_id, stored.annotator)
+        return LabelResult(label=stored, example=example)
+
+    def withdraw_label(self, example_id: str, label_id: str, owner: str | None, actor: str) -> Example:
+        """Take a label back (owner: only theirs; None for an admin); status and quality are recomputed."""
+        with self.service.write_lock:
+            example = self.bank.withdraw_label(
+                example_id, label_id, owner=owner, policy=self.policy.decide, actor=actor
             )
             self._sync_index([example_id])
-        self.bank.release_lease(example_id, label.annotator)
-        return LabelResult(label=stored, example=example)
+        return example
 
     def import_records(self, records: Sequence[ExampleImport], actor: str) -> list[str]:
         """Upsert exported/imported records, embed what needs it, and make them selectable."""
@@ -197,15 +211,20 @@ class Curator:
         self._sync_index(ids)
 
     # -- review ---------------------------------------------------------------------------------
-    def review_next(self, annotator: str, blind: bool) -> ReviewItem | None:
-        leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds)
+    def review_next(self, annotator: str, blind: bool, skip: Sequence[str] = ()) -> ReviewItem | None:
+        leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds, skip)
         if leased is None:
             return None
         example, reason, expires = leased
         if blind:
             return ReviewItem(example=answer_key_hidden(example), reason=reason, labels=None, lease_expires_at=expires)
-        others = [lab for lab in self.bank.labels_of(example.id) if lab.annotator != annotator]
+        labels = self.bank.labels_of(example.id)
+        others = [lab for lab in labels if lab.annotator != annotator and lab.withdrawn_at is None]
         return ReviewItem(example=example, reason=reason, labels=others, lease_expires_at=expires)
+
+    def release(self, example_id: str, annotator: str | None) -> None:
+        """Give up the review lease on an example (annotator: only theirs; None for an admin)."""
+        self.bank.give_up_lease(example_id, annotator)
 
     # -- preferences ----------------------------------------------------------------------------
     def add_preference(self, pair: PreferenceCreate) -> Preference:

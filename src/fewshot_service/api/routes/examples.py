@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ...auth import annotating
 from ...curation.importer import describe
 from ...curation.types import (
     MAX_BATCH,
@@ -27,7 +28,7 @@ from ...curation.types import (
 from ...errors import ImportFileError, InvalidInput, PayloadTooLarge
 from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
 from ..deps import Actor, CuratorDep
-from ..middleware.security import require
+from ..middleware.security import CurrentPrincipal, require
 from ..responses import PROTECTED, WITH_BODY, errors, inline_schema
 
 router = APIRouter(tags=["curation"], dependencies=[require("curator")], responses=PROTECTED)
@@ -189,9 +190,37 @@ def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryE
     response_model=LabelResult,
     responses={**WITH_BODY, **errors(404, 409)},
 )
-def label_example(example_id: ExampleId, label: LabelCreate, curator: CuratorDep, actor: Actor) -> LabelResult:
-    """A curator's quality label; the example's status and quality follow from its labels (see README)."""
-    return curator.label(example_id, label, actor if actor != "anonymous" else label.annotator)
+def label_example(
+    example_id: ExampleId, label: LabelCreate, curator: CuratorDep, actor: Actor, principal: CurrentPrincipal
+) -> LabelResult:
+    """A curator's quality label; the example's status and quality follow from its labels (see README).
+    With API keys on the annotator is the key's name: another name is 403 unless the key is admin (then
+    recorded_by names the admin). An item leased to another annotator is 409 unless the key is admin."""
+    who = annotating(principal, label.annotator)
+    label = label.model_copy(update={"annotator": who.annotator})
+    return curator.label(
+        example_id, label, actor if actor != "anonymous" else who.annotator, recorded_by=who.recorded_by,
+        override_lease=who.admin,
+    )  # fmt: skip
+
+
+@router.delete(
+    "/v1/examples/{example_id}/labels/{label_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409),
+)
+def withdraw_label(
+    example_id: ExampleId,
+    label_id: Annotated[str, Path(max_length=64, description="The label's id.")],
+    curator: CuratorDep,
+    actor: Actor,
+    principal: CurrentPrincipal,
+) -> Response:
+    """Undo a label: it stays in the history, marked withdrawn, and the example's status and quality are
+    recomputed without it. Only the label's annotator (or an admin) may; anyone else's label is 404."""
+    owner = principal.name if principal.authenticated and principal.role != "admin" else None
+    curator.withdraw_label(example_id, label_id, owner, actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/examples/{example_id}/labels", response_model=list[Label], responses=errors(404))

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 
+from ...auth import annotating
 from ...curation.types import (
     Preference,
     PreferenceCreate,
@@ -16,9 +18,10 @@ from ...curation.types import (
 )
 from ...models import Annotator
 from ..deps import CuratorDep
-from ..middleware.security import require
+from ..middleware.security import CurrentPrincipal, require
 from ..responses import PROTECTED, WITH_BODY, errors
 
+ExampleKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 router = APIRouter(tags=["review"], dependencies=[require("curator")], responses=PROTECTED)
 
 
@@ -35,10 +38,15 @@ def add_preference(pair: PreferenceCreate, curator: CuratorDep) -> Preference:
     responses={**WITH_BODY, **errors(404)},
 )
 def label_preference(
-    preference_id: Annotated[str, Path(max_length=64)], label: PreferenceLabelCreate, curator: CuratorDep
+    preference_id: Annotated[str, Path(max_length=64)],
+    label: PreferenceLabelCreate,
+    curator: CuratorDep,
+    principal: CurrentPrincipal,
 ) -> PreferenceLabel:
-    """An annotator's choice, with the response shown first (position bias is measured from it)."""
-    return curator.label_preference(preference_id, label)
+    """An annotator's choice, with the response shown first (position bias is measured from it).
+    With API keys on the annotator is the key's name (another name needs an admin key)."""
+    who = annotating(principal, label.annotator)
+    return curator.label_preference(preference_id, label.model_copy(update={"annotator": who.annotator}))
 
 
 @router.get("/v1/preferences/export", response_class=StreamingResponse,
@@ -50,10 +58,33 @@ def export_preferences(curator: CuratorDep) -> StreamingResponse:
 
 @router.get("/v1/review/next", response_model=ReviewItem, responses={204: {"description": "Nothing to review"}})
 def review_next(
-    annotator: Annotated[Annotator, Query()],
     curator: CuratorDep,
-    blind: Annotated[bool, Query(description="Hide other annotators' labels")] = False,
+    principal: CurrentPrincipal,
+    annotator: Annotated[
+        Annotator | None, Query(description="Required with API keys off; with keys on, the key's name.")
+    ] = None,
+    blind: Annotated[bool, Query(description="Hide other annotators' labels, gold answers and quality")] = False,
+    skip: Annotated[
+        list[ExampleKey] | None, Query(max_length=1000, description="Ids this annotator skipped: never offered.")
+    ] = None,
 ) -> ReviewItem | Response:
-    """The next item this annotator should label, leased to them for a while."""
-    item = curator.review_next(annotator, blind)
+    """The next item this annotator should label, leased to them for a while (their lease on a skipped id
+    is given up)."""
+    who = annotating(principal, annotator)
+    item = curator.review_next(who.annotator, blind, skip or [])
     return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/v1/review/{example_id}/release", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
+def release_lease(
+    example_id: Annotated[ExampleKey, Path(description="The leased example's id.")],
+    curator: CuratorDep,
+    principal: CurrentPrincipal,
+    annotator: Annotated[
+        Annotator | None, Query(description="Required with API keys off; with keys on, the key's name.")
+    ] = None,
+) -> Response:
+    """Give the item back to the queue before the lease runs out: the lease holder, or an admin key."""
+    who = annotating(principal, annotator)
+    curator.release(example_id, None if who.admin else who.annotator)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

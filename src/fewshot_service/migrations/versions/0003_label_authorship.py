@@ -23,7 +23,7 @@ depends_on = None
 def upgrade() -> None:
     # A bank created whole by metadata.create_all (before migrations existed) has them already: adopted.
     present = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("labels")}
-    wanted = [
+    wanted: list[sa.Column[object]] = [
         sa.Column("recorded_by", sa.String(200), nullable=True),
         sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("withdrawn_by", sa.String(200), nullable=True),

@@ -127,7 +127,8 @@ class Label(LabelCreate):
 class ExampleImport(ExampleFields):
     """One line of a JSONL import: an Example as exported, with the service-owned fields optional."""
 
-    id: str | None = Field(None, max_length=64)
+    # Letters, digits, - and _ only: an id is a URL path segment (no "/", "..", spaces) in every route.
+    id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     status: Status = "approved"
     quality: float | None = Field(None, ge=0, le=5)
     created_at: datetime | None = None

@@ -163,8 +163,16 @@ def import_(
     status: Annotated[StatusChoice | None, typer.Option(help="Set every imported example to this status.")] = None,
     strict: Annotated[bool, typer.Option(help="Write nothing if any line is bad.")] = False,
     embed: Annotated[bool, typer.Option(help="Embed the imported examples now (else at next start).")] = True,
+    restore: Annotated[
+        bool, typer.Option(help="Restore an export exactly (ids, labels, dates, status, quality).")
+    ] = False,
 ) -> None:
-    """Import examples; idempotent on external_id. Bad lines are reported with their numbers."""
+    """Import examples; idempotent on external_id. Bad lines are reported with their numbers.
+
+    Without --restore the curator rules apply: new examples are pending (labels decide), ids and dates are
+    the server's, lines with labels, stale versions or exact duplicates are refused."""
+    if status is not None and not restore:
+        raise _fail("--status needs --restore: without it new examples are pending until labelled")
     settings = Settings()
     _configure_logging(settings)
     service = build_service(settings)
@@ -177,8 +185,9 @@ def import_(
             total = sum(1 for line in handle if line.strip())
         with _progress("importing", total) as advance:
             report = import_file(
-                service.bank, file, status=status.value if status else None, strict=strict, on_batch=advance
-            )
+                service.bank, file, status=status.value if status else None, strict=strict, restore=restore,
+                on_batch=advance,
+            )  # fmt: skip
         counts = report.counts
         err.print(
             f"{counts.created} created, {counts.updated} updated, {counts.unchanged} unchanged, "
@@ -186,6 +195,8 @@ def import_(
         )
         for number, reason in report.line_errors:
             err.print(f"line {number}: {reason}", highlight=False, soft_wrap=True)
+        for number, note in report.notes:
+            err.print(f"line {number}: note: {note}", highlight=False, soft_wrap=True)
         if embed:
             _embed_with_progress(service)
         return len(report.line_errors)

@@ -17,6 +17,7 @@ from ..models import ExampleImport, Status
 class ImportReport:
     counts: ImportCounts = field(default_factory=ImportCounts)
     line_errors: list[tuple[int, str]] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # lines stored otherwise than they asked
 
 
 def describe(error: ValidationError) -> str:
@@ -54,13 +55,16 @@ def import_file(
     *,
     status: Status | None = None,
     strict: bool = False,
+    restore: bool = True,
     batch_size: int = 500,
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a JSONL file into the bank, idempotent on external_id.
 
-    Not strict: good lines are written in batches and bad ones reported. Strict: the whole file is
-    checked first and nothing is written when any line is bad.
+    restore: the lines as exported (ids, labels, dates, status, quality), for operators and seeding; else
+    the curator rules (SqlBank.import_curated; exact duplicates only, as there is no index here). Not
+    strict: good lines are written in batches and bad ones reported. Strict: nothing is written when any
+    line is bad.
     """
     report = ImportReport()
     if strict:
@@ -69,23 +73,45 @@ def import_file(
         if bad:
             raise ImportFileError(f"{path.name}: {len(bad)} bad line(s); nothing was imported", line_errors=bad)
         # One transaction: the file goes in whole or not at all.
-        report.counts += _write(bank, [item for _, item in parsed if not isinstance(item, str)], on_batch)
+        good = [(n, item) for n, item in parsed if not isinstance(item, str)]
+        _write(bank, good, restore, report, on_batch, strict=True)
         return report
-    batch: list[ExampleImport] = []
+    batch: list[tuple[int, ExampleImport]] = []
     for number, item in parse_lines(path, status):
         if isinstance(item, str):
             report.line_errors.append((number, item))
             continue
-        batch.append(item)
+        batch.append((number, item))
         if len(batch) >= batch_size:
-            report.counts += _write(bank, batch, on_batch)
+            _write(bank, batch, restore, report, on_batch)
             batch = []
-    report.counts += _write(bank, batch, on_batch)
+    _write(bank, batch, restore, report, on_batch)
+    report.line_errors.sort()
     return report
 
 
-def _write(bank: ExampleBank, batch: list[ExampleImport], on_batch: Callable[[int], None] | None) -> ImportCounts:
-    counts = bank.upsert(batch)
+def _write(
+    bank: ExampleBank,
+    batch: list[tuple[int, ExampleImport]],
+    restore: bool,
+    report: ImportReport,
+    on_batch: Callable[[int], None] | None,
+    *,
+    strict: bool = False,
+) -> None:
+    records = [record for _, record in batch]
+    try:
+        if restore:
+            counts = bank.upsert(records, strict=strict)
+        else:
+            counts = bank.import_curated([(n, r, None) for n, r in enumerate(records)], None, "import", strict=strict)
+    except ImportFileError as exc:  # strict: the bank names batch positions, the reader wants line numbers
+        lines = [(batch[position][0], why) for position, why in exc.line_errors]
+        raise ImportFileError(
+            f"{len(lines)} line(s) cannot be stored; nothing was imported", line_errors=lines
+        ) from exc
+    report.counts += counts
+    report.line_errors += [(batch[position][0], why) for position, why in counts.failed]
+    report.notes += [(batch[position][0], what) for position, what in counts.notes]
     if on_batch is not None:
         on_batch(len(batch))
-    return counts

@@ -15,9 +15,10 @@ import numpy as np
 
 from ..bank import SqlBank
 from ..bank.base import input_hash
+from ..bank.protocol import ImportCounts
 from ..bank.sql import ExactDuplicates
 from ..errors import Conflict
-from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, LabelCreate, SelectFilters
+from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleFields, ExampleImport, LabelCreate, SelectFilters
 from ..serving.rebuild import embed_missing
 from ..serving.service import FewshotService
 from .labels import LabelPolicy, check_label, with_first_wrong_step
@@ -98,7 +99,7 @@ class Curator:
                 self._sync_index([e.id for e in created])
                 return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
 
-    def find_duplicates(self, records: Sequence[ExampleCreate], vectors: np.ndarray) -> list[Duplicate]:
+    def find_duplicates(self, records: Sequence[ExampleFields], vectors: np.ndarray) -> list[Duplicate]:
         """Exact (normalised text) and semantic (cosine >= threshold) duplicates, against the bank and the batch."""
         threshold = self.service.settings.duplicate_threshold
         hashes = [input_hash(r.input) for r in records]
@@ -189,13 +190,42 @@ class Curator:
         return example
 
     def import_records(self, records: Sequence[ExampleImport], actor: str) -> list[str]:
-        """Upsert exported/imported records, embed what needs it, and make them selectable."""
+        """Restore exported records exactly (ids, labels, dates, status, quality); the ids stored."""
+        return self.restore(records, actor).ids
+
+    def restore(self, records: Sequence[ExampleImport], actor: str) -> ImportCounts:
+        """Upsert exported records as they are (admins only), embed what needs it, and make them selectable."""
         self.service.served()
         counts = self.bank.upsert(records, actor=actor)
         embed_missing(self.bank, self.service.embedder)
         with self.service.write_lock:
             self._sync_index(counts.ids)
-        return counts.ids
+        return counts
+
+    def import_curated(self, records: Sequence[ExampleImport], actor: str) -> ImportCounts:
+        """Import lines under the rules of the API (see SqlBank.import_curated), duplicates included: a new
+        line that duplicates a stored example or an earlier line (exact or semantic) is refused."""
+        self.service.served()
+        embedder = self.service.embedder
+        fresh = self.bank.unmatched(records)
+        vectors = embedder.embed([records[n].input for n in fresh]) if fresh else None  # outside the lock
+        refused: dict[int, str] = {}
+        embedded: dict[int, np.ndarray] = {}
+        with self.service.write_lock:
+            if vectors is not None:
+                for found in self.find_duplicates([records[n] for n in fresh], vectors):
+                    of = found.duplicate_of
+                    if of.startswith("batch:"):
+                        of = f"the line at position {fresh[int(of.split(':')[1])]} of this batch"
+                    refused[fresh[found.position]] = f"input: duplicate of {of} ({found.kind}, {found.similarity:.3f})"
+                embedded = {n: vectors[i] for i, n in enumerate(fresh)}
+            items = [(n, r, embedded.get(n)) for n, r in enumerate(records) if n not in refused]
+            counts = self.bank.import_curated(items, embedder.model_id, actor)
+            counts.failed = sorted(counts.failed + list(refused.items()))
+        embed_missing(self.bank, embedder)  # inputs an update changed
+        with self.service.write_lock:
+            self._sync_index(counts.ids)
+        return counts
 
     def _sync_index(self, ids: Iterable[str]) -> None:
         """Bring the served index in line with what the bank holds for these ids (caller holds write_lock)."""

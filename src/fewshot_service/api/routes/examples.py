@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -25,7 +25,7 @@ from ...curation.types import (
     LabelResult,
     OnDuplicate,
 )
-from ...errors import ImportFileError, InvalidInput, PayloadTooLarge
+from ...errors import Forbidden, ImportFileError, InvalidInput, PayloadTooLarge
 from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
 from ..deps import Actor, CuratorDep
 from ..middleware.security import CurrentPrincipal, require
@@ -37,10 +37,12 @@ IMPORT_BATCH = 200
 IMPORT_BODY = {
     "type": "array",
     "items": inline_schema(ExampleImport),
-    "description": "JSON Lines: one Example a line, as exported (id, status, quality, timestamps, labels optional).",
+    "description": "JSON Lines: one Example a line, as exported (id, status, quality, timestamps, labels optional; "
+    "outside mode=restore the server sets ids, dates, status and quality and refuses labels).",
 }
 # One exported example, labels included, is far below this; a longer "line" is refused, not held in memory.
 MAX_LINE_BYTES = 16 * 1_048_576
+ImportMode = Literal["curate", "restore"]
 ExampleId = Annotated[str, Path(max_length=64, description="The example's id.")]
 
 
@@ -84,12 +86,42 @@ def export_examples(query: Annotated[ExampleQuery, Query()], curator: CuratorDep
     openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": IMPORT_BODY}}}},
     responses=errors(409),
 )
-async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -> dict[str, Any]:
-    """Upload JSONL (one Example per line, as exported); streamed, bad lines reported by number, the rest kept.
-    An upload none of whose lines is an example is refused (422, the bad lines listed)."""
-    report: dict[str, Any] = {"imported": 0, "errors": []}
-    batch: list[ExampleImport] = []
+async def import_examples(
+    request: Request,
+    curator: CuratorDep,
+    actor: Actor,
+    principal: CurrentPrincipal,
+    mode: Annotated[
+        ImportMode,
+        Query(description="curate: the curator rules of POST /v1/examples; restore (admin): the export exactly"),
+    ] = "curate",
+) -> dict[str, Any]:
+    """Upload JSONL (one Example per line); streamed, bad lines reported by number, the rest kept. An upload
+    none of whose lines is an example is refused (422, the bad lines listed).
+
+    mode=curate (the default) applies the rules of the API: ids, dates and label authorship are the
+    server's; a new example is pending with no quality until labelled; a line for a stored example (by
+    external_id, then id) changes only the fields it gives, and only at its `version` when it gives one;
+    duplicates (exact and semantic) and lines with labels are refused. mode=restore (admin keys only)
+    reproduces an export exactly: ids, labels, dates, status and quality."""
+    if mode == "restore" and not principal.may("admin"):
+        raise Forbidden(
+            f"mode=restore needs the admin role; the key {principal.name!r} is {principal.role}", field="mode"
+        )
+    run = curator.restore if mode == "restore" else curator.import_curated
+    report: dict[str, Any] = {"mode": mode, "imported": 0, "created": 0, "updated": 0, "unchanged": 0,
+                              "errors": [], "notices": []}  # fmt: skip
+    batch: list[tuple[int, ExampleImport]] = []
     number = readable = 0
+
+    async def store() -> None:
+        counts = await run_in_threadpool(run, [record for _, record in batch], actor)
+        report["imported"] += len(counts.ids)
+        for name in ("created", "updated", "unchanged"):
+            report[name] += getattr(counts, name)
+        report["errors"] += [{"line": batch[n][0], "message": why} for n, why in counts.failed]
+        report["notices"] += [{"line": batch[n][0], "message": what} for n, what in counts.notes]
+
     async for line in _lines(request, MAX_LINE_BYTES):
         number += 1
         if line is None:
@@ -98,16 +130,18 @@ async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -
         if not line.strip():
             continue
         try:
-            batch.append(ExampleImport.model_validate_json(line))
+            batch.append((number, ExampleImport.model_validate_json(line)))
         except ValidationError as exc:
             report["errors"].append({"line": number, "message": describe(exc)})
             continue
         readable += 1
         if len(batch) >= IMPORT_BATCH:
-            report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+            await store()
             batch = []
     if batch:
-        report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+        await store()
+    report["errors"].sort(key=lambda error: error["line"])
+    report["notices"].sort(key=lambda notice: notice["line"])
     if report["errors"] and not readable:
         errors = [(e["line"], e["message"]) for e in report["errors"]]
         raise ImportFileError(f"no line of the upload is an example ({len(errors)} bad)", line_errors=errors)

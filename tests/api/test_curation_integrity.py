@@ -205,3 +205,68 @@ def test_a_label_is_undone_by_its_annotator_and_the_status_follows(start: Factor
     undo = client.delete(f"/v1/examples/{item['id']}/labels/{reject['label']['id']}", headers=as_("ops"))
     assert undo.status_code == 204
     assert client.get(f"/v1/examples/{item['id']}", headers=as_("ann")).json()["status"] == "pending"
+
+
+# -- import: the curator rules, and restore for admins (issue 16 item 4) ----------------------------------
+def upload(client: TestClient, rows: list[dict[str, Any] | str], who: str, **params: str) -> Any:
+    body = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+    return client.post("/v1/examples/import", content=body.encode(), params=params, headers=as_(who))
+
+
+def test_a_curators_import_follows_the_rules_of_the_api(start: Factory) -> None:
+    client = start(keyed=True)
+    speed = client.get("/v1/examples", params={"q": "bus"}, headers=as_("ann")).json()["examples"][0]
+    edited = client.patch(f"/v1/examples/{speed['id']}", json={"tags": ["rate"]}, headers=as_("ann")).json()
+    assert edited["version"] == 2
+    forged = {"id": "f1", "example_id": speed["id"], "annotator": "mallory", "verdict": "approve", "score": 5,
+              "created_at": "2020-01-01T00:00:00Z"}  # fmt: skip
+    lines: list[dict[str, Any] | str] = [
+        {"id": speed["id"], "input": speed["input"], "output": "wiped?", "version": 1},  # 1: stale
+        {"id": speed["id"], "output": "60 km per hour", "version": 2, "input": speed["input"]},  # 2: update
+        {
+            "input": "What is 17 times 3?",
+            "status": "approved",
+            "quality": 5.0,
+            "created_at": "1999-01-01T00:00:00Z",
+        },  # 3: new, pending  # fmt: skip
+        {"input": "Name the chemical symbol of gold.", "labels": [forged]},  # 4: labels refused
+        {"id": "../../../etc/passwd", "input": "What is the square root of 144?"},  # 5: unsafe id
+        {"id": "not-in-the-bank", "input": "How many sides has a hexagon?"},  # 6: new id assigned
+        {"input": "A bus covers 180 km in 3 hours. What is the average speed?"},  # 7: semantic duplicate
+        {"input": "what is 17 TIMES 3?"},  # 8: exact duplicate of line 3
+    ]
+    report = upload(client, lines, "ann")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    errors = {e["line"]: e["message"] for e in body["errors"]}
+    assert set(errors) == {1, 4, 5, 7, 8}, body
+    assert errors[1].startswith("version") and errors[4].startswith("labels") and errors[5].startswith("id")
+    assert speed["id"] in errors[7] and "semantic" in errors[7] and "duplicate" in errors[8]
+    notices = {n["line"]: n["message"] for n in body["notices"]}
+    assert "status, quality, created_at ignored" in notices[3] and "not-in-the-bank" in notices[6]
+    assert (body["created"], body["updated"], body["imported"]) == (2, 1, 3)
+
+    after = client.get(f"/v1/examples/{speed['id']}", headers=as_("ann")).json()
+    # Only the given fields changed, at the version the line named: tags and status stay.
+    assert after["output"] == "60 km per hour" and after["tags"] == ["rate"] and after["status"] == "approved"
+    assert after["version"] == 3 and client.get(f"/v1/examples/{speed['id']}/labels", headers=as_("ann")).json() == []
+    new = client.get("/v1/examples", params={"status": ["pending"]}, headers=as_("ann")).json()["examples"]
+    assert {e["input"] for e in new} == {"What is 17 times 3?", "How many sides has a hexagon?"}
+    assert all(e["quality"] is None and e["created_at"] > "2026" and e["id"] != "not-in-the-bank" for e in new)
+    assert client.get("/v1/examples/not-in-the-bank", headers=as_("ann")).status_code == 404
+
+
+def test_restore_is_for_admins_and_a_deleted_id_fails_only_its_line(start: Factory) -> None:
+    client = start(keyed=True)
+    exported = client.get("/v1/examples/export", headers=as_("ann")).text
+    refused = client.post("/v1/examples/import", params={"mode": "restore"}, content=exported, headers=as_("ann"))
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "mode"
+    doomed = pending(client, "Which gas do plants absorb?", headers=as_("ann"))
+    assert client.delete(f"/v1/examples/{doomed['id']}", headers=as_("ann")).status_code == 204
+    reused = {**doomed, "external_id": "reuse"}
+    lines = [json.loads(line) for line in exported.splitlines()]
+    report = upload(client, [lines[0], reused, {"id": "../x", "input": "Sneaky?"}, lines[1]], "ops", mode="restore")
+    assert report.status_code == 200, report.text
+    errors = {e["line"]: e["message"] for e in report.json()["errors"]}
+    assert set(errors) == {2, 3} and "deleted" in errors[2] and errors[3].startswith("id")
+    assert report.json()["unchanged"] == 2

@@ -163,10 +163,10 @@ def test_a_lease_belongs_to_its_annotator_until_released_and_skips_are_not_offer
     assert client.post(f"/v1/review/{first['id']}/release", headers=as_("bob")).status_code == 409
     # An admin may label a leased item, and release any lease.
     assert client.post(f"/v1/review/{second['id']}/release", headers=as_("ops")).status_code == 204
-    assert next_item("ann", skip=[first["id"]]) == second["id"]  # skipping gives up ann's lease on first
+    assert next_item("ann", skip=[first["id"]]) == second["id"]  # skipped: not offered (ann leases ahead)
+    assert next_item("bob") is None  # ann holds both now
+    assert client.post(f"/v1/review/{first['id']}/release", headers=as_("ann")).status_code == 204
     assert next_item("bob") == first["id"]
-    assert client.post(f"/v1/review/{first['id']}/release", headers=as_("bob")).status_code == 204
-    assert next_item("ann", skip=[first["id"]]) == second["id"]  # ann still holds second; first stays skipped
     assert next_item("ann", skip=[first["id"], second["id"]]) is None
     assert label(client, first["id"], "bob", {"verdict": "approve", "score": 4}).status_code == 201
     assert client.post("/v1/review/nope/release", headers=as_("ann")).status_code == 404
@@ -179,6 +179,12 @@ def test_with_keys_off_the_body_annotator_is_used_and_required(start: Factory) -
     stored = label(client, item["id"], None, {"annotator": "alice", "verdict": "approve", "score": 4})
     assert stored.status_code == 201 and stored.json()["label"]["annotator"] == "alice"
     assert client.get("/v1/review/next").json()["error"]["field"] == "annotator"
+    pending(client, "Name the smallest planet.", output="Mercury")
+    leased = client.get("/v1/review/next", params={"annotator": "carl"}).json()["example"]["id"]
+    assert label(client, leased, None, {"annotator": "dana", "verdict": "approve"}).status_code == 409
+    assert client.post(f"/v1/review/{leased}/release", headers={"X-Fewshot-Actor": "dana"}).status_code == 409
+    assert client.post(f"/v1/review/{leased}/release", headers={"X-Fewshot-Actor": "carl"}).status_code == 204
+    assert label(client, leased, None, {"annotator": "dana", "verdict": "approve"}).status_code == 201
 
 
 # -- label undo ------------------------------------------------------------------------------------------
@@ -228,7 +234,7 @@ def test_a_curators_import_follows_the_rules_of_the_api(start: Factory) -> None:
             "status": "approved",
             "quality": 5.0,
             "created_at": "1999-01-01T00:00:00Z",
-        },  # 3: new, pending  # fmt: skip
+        },  # 3: new, pending
         {"input": "Name the chemical symbol of gold.", "labels": [forged]},  # 4: labels refused
         {"id": "../../../etc/passwd", "input": "What is the square root of 144?"},  # 5: unsafe id
         {"id": "not-in-the-bank", "input": "How many sides has a hexagon?"},  # 6: new id assigned

@@ -65,14 +65,12 @@ class ReviewStore(SqlBase):
         Order: pending LLM-generated examples, other pending examples, then examples whose labels
         disagree; within the pending groups, predicted_quality nearest 0.5 first once a quality model has
         scored them. Never one the annotator already labelled, never one leased to someone else, never one
-        they skipped (their lease on a skipped item is given up, so someone else may take it).
+        they skipped (a lease they hold on it stays: a client may lease the next item ahead; release ends it).
         """
         stamp = now()
         skip = list(skip)
         with self._transaction() as conn:
             conn.execute(delete(leases).where(leases.c.expires_at <= stamp))
-            if skip:
-                conn.execute(delete(leases).where(leases.c.item_id.in_(skip), leases.c.annotator == annotator))
             counted = labels.c.withdrawn_at.is_(None)
             labelled_by_me = select(labels.c.example_id).where(labels.c.annotator == annotator, counted)
             leased_to_others = select(leases.c.item_id).where(leases.c.annotator != annotator)

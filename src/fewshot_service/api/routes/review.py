@@ -17,7 +17,7 @@ from ...curation.types import (
     ReviewItem,
 )
 from ...models import Annotator
-from ..deps import CuratorDep
+from ..deps import Actor, CuratorDep
 from ..middleware.security import CurrentPrincipal, require
 from ..responses import PROTECTED, WITH_BODY, errors
 
@@ -68,23 +68,26 @@ def review_next(
         list[ExampleKey] | None, Query(max_length=1000, description="Ids this annotator skipped: never offered.")
     ] = None,
 ) -> ReviewItem | Response:
-    """The next item this annotator should label, leased to them for a while (their lease on a skipped id
-    is given up)."""
+    """The next item this annotator should label, leased to them for a while; skipped ids are not offered."""
     who = annotating(principal, annotator)
     item = curator.review_next(who.annotator, blind, skip or [])
     return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/v1/review/{example_id}/release", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
-def release_lease(
+def release_review_item(
     example_id: Annotated[ExampleKey, Path(description="The leased example's id.")],
     curator: CuratorDep,
     principal: CurrentPrincipal,
+    actor: Actor,
     annotator: Annotated[
-        Annotator | None, Query(description="Required with API keys off; with keys on, the key's name.")
+        Annotator | None,
+        Query(description="With API keys off, whose lease (else X-Fewshot-Actor); with keys on, the key's name."),
     ] = None,
 ) -> Response:
     """Give the item back to the queue before the lease runs out: the lease holder, or an admin key."""
+    if annotator is None and not principal.authenticated and actor != "anonymous":
+        annotator = actor
     who = annotating(principal, annotator)
     curator.release(example_id, None if who.admin else who.annotator)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fewshot_service.serving.service import FewshotService
 from fewshot_service.settings import Settings
 
 from ..helpers import write_jsonl
+from ..pg import fresh_database
 
 SEED = [
     {"external_id": "s-speed", "input": "A bus covers 180 km in 3 hours. What is its average speed?",
@@ -39,14 +41,18 @@ def as_(name: str) -> dict[str, str]:
 Factory = Callable[..., TestClient]
 
 
-@pytest.fixture
-def start(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Factory]:
-    """Starts an app over a two-example SQLite bank; keyed=True turns authentication on."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def start(request: pytest.FixtureRequest, tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Factory]:
+    """Starts an app over a two-example bank, on SQLite and on the real PostgreSQL server; keyed=True turns
+    authentication on."""
     opened: list[tuple[TestClient, SqlBank]] = []
+    databases = ExitStack()
 
     def build(name: str = "main", *, keyed: bool = False, **overrides: Any) -> TestClient:
         root = tmp_path / name
         write_jsonl(root / "seed" / "seed.jsonl", SEED)
+        if request.param == "postgresql":
+            overrides.setdefault("database_url", databases.enter_context(fresh_database()))
         if keyed:
             overrides["api_keys"] = SPEC
         settings = Settings(data_dir=root / "data", index_dir=root / "indexes", seed_dir=root / "seed", **overrides)
@@ -61,6 +67,7 @@ def start(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[Fac
     for client, bank in opened:
         client.__exit__(None, None, None)
         bank.close()
+    databases.close()
 
 
 def pending(client: TestClient, text: str, headers: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:

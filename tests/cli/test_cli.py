@@ -76,7 +76,8 @@ def test_strict_import_writes_nothing_when_a_line_is_bad(env: Settings, tmp_path
 
 def test_status_option_overrides_the_file(env: Settings, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "good.jsonl", GOOD)
-    assert run("import", str(path), "--status", "pending", "--no-embed").exit_code == 1  # curated: always pending
+    assert run("import", str(path), "--status", "approved", "--no-embed").exit_code == 0  # the operator's choice
+    assert {e["status"] for e in stored(env).values()} == {"approved"}
     assert run("import", str(path), "--restore", "--status", "rejected", "--no-embed").exit_code == 0
     assert {e["status"] for e in stored(env).values()} == {"rejected"}
 

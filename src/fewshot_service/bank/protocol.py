@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..models import Example, ExampleImport, IndexRow
+from ..models import Example, ExampleImport, IndexRow, Status
 
 
 @dataclass
@@ -54,6 +54,7 @@ class ExampleBank(Protocol):
         actor: str,
         *,
         strict: bool = False,
+        status: Status | None = None,
     ) -> ImportCounts:
         """Import (position, record, embedding) items under the curator rules."""
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..curation.types import ExampleQuery
 from ..errors import Conflict, FewshotError, ImportFileError, InvalidInput
-from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, IndexRow
+from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, IndexRow, Status
 from .base import input_hash, now, row_to_example
 from .keys_sql import KeyStore
 from .labels_sql import LabelStore
@@ -421,11 +421,13 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
         actor: str,
         *,
         strict: bool = False,
+        status: Status | None = None,
     ) -> ImportCounts:
         """Import (position, record, embedding) items under the curator rules, one transaction, each record
-        alone in a savepoint: ids and dates from the server, new examples pending with no quality (labels
-        set those), an update changes only the fields its line gives and only at the current version, an
-        exact duplicate of a live example is refused. What was refused or done differently is reported."""
+        alone in a savepoint: ids and dates from the server, new examples pending (or the operator's
+        status) with no quality (labels set those), an update changes only the fields its line gives and
+        only at the current version, an exact duplicate of a live example is refused. What was refused or
+        done differently is reported."""
         counts = ImportCounts()
         if not items:
             return counts
@@ -436,7 +438,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 try:
                     with conn.begin_nested():
                         self._import_one_curated(
-                            conn, position, record, vector, model_id, revision, stamp, counts, actor
+                            conn, position, record, vector, model_id, revision, stamp, counts, actor, status
                         )
                 except FewshotError as exc:
                     counts.failed.append((position, exc.message))
@@ -446,6 +448,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
     def _import_one_curated(
         self, conn: Connection, position: int, record: ExampleImport, vector: np.ndarray | None,
         model_id: str | None, revision: int, stamp: datetime, counts: ImportCounts, actor: str,
+        status: Status | None = None,
     ) -> None:  # fmt: skip
         if record.labels:
             raise InvalidInput(
@@ -468,8 +471,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 raise ExactDuplicates(
                     clash.clashes, f"input: duplicate of example {clash.clashes[0][1]} (exact)"
                 ) from None
-            content = dict(_content(record), status="pending", quality=None)
-            if ignored:
+            content = dict(_content(record), status=status or "pending", quality=None)
+            if ignored and status is None:
                 counts.notes.append(
                     (position, f"{', '.join(ignored)} ignored: a new example is pending until labelled")
                 )
@@ -487,11 +490,11 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 f"version {record.version}; export it again and edit that",
                 field="version",
             )
-        content = _content(record)
+        content = dict(_content(record), status=status)
         editable = [name for name in _CONTENT_FIELDS if name not in ("status", "quality")]
-        asked = [name for name in editable if _FIELD.get(name, name) in given]
+        asked = [name for name in editable if _FIELD.get(name, name) in given] + (["status"] if status else [])
         diff = {name: [existing[name], content[name]] for name in asked if existing[name] != content[name]}
-        if ignored:
+        if ignored and status is None:
             counts.notes.append((position, f"{', '.join(ignored)} ignored: status and quality come from labels"))
         counts.ids.append(existing["id"])
         if not diff:

@@ -169,10 +169,9 @@ def import_(
 ) -> None:
     """Import examples; idempotent on external_id. Bad lines are reported with their numbers.
 
-    Without --restore the curator rules apply: new examples are pending (labels decide), ids and dates are
-    the server's, lines with labels, stale versions or exact duplicates are refused."""
-    if status is not None and not restore:
-        raise _fail("--status needs --restore: without it new examples are pending until labelled")
+    Without --restore the curator rules apply: new examples are pending (labels decide) unless --status
+    says otherwise, ids and dates are the server's, lines with labels, stale versions or exact duplicates
+    are refused."""
     settings = Settings()
     _configure_logging(settings)
     service = build_service(settings)

@@ -62,30 +62,31 @@ def import_file(
     """Import a JSONL file into the bank, idempotent on external_id.
 
     restore: the lines as exported (ids, labels, dates, status, quality), for operators and seeding; else
-    the curator rules (SqlBank.import_curated; exact duplicates only, as there is no index here). Not
+    the curator rules (SqlBank.import_curated; exact duplicates only, as there is no index here). status:
+    the operator's status for every line stored (the CLI is trusted; the API never passes one). Not
     strict: good lines are written in batches and bad ones reported. Strict: nothing is written when any
     line is bad.
     """
     report = ImportReport()
     if strict:
-        parsed = list(parse_lines(path, status))
+        parsed = list(parse_lines(path, status if restore else None))
         bad = [(n, item) for n, item in parsed if isinstance(item, str)]
         if bad:
             raise ImportFileError(f"{path.name}: {len(bad)} bad line(s); nothing was imported", line_errors=bad)
         # One transaction: the file goes in whole or not at all.
         good = [(n, item) for n, item in parsed if not isinstance(item, str)]
-        _write(bank, good, restore, report, on_batch, strict=True)
+        _write(bank, good, restore, report, on_batch, strict=True, status=status)
         return report
     batch: list[tuple[int, ExampleImport]] = []
-    for number, item in parse_lines(path, status):
+    for number, item in parse_lines(path, status if restore else None):
         if isinstance(item, str):
             report.line_errors.append((number, item))
             continue
         batch.append((number, item))
         if len(batch) >= batch_size:
-            _write(bank, batch, restore, report, on_batch)
+            _write(bank, batch, restore, report, on_batch, status=status)
             batch = []
-    _write(bank, batch, restore, report, on_batch)
+    _write(bank, batch, restore, report, on_batch, status=status)
     report.line_errors.sort()
     return report
 
@@ -98,13 +99,15 @@ def _write(
     on_batch: Callable[[int], None] | None,
     *,
     strict: bool = False,
+    status: Status | None = None,
 ) -> None:
     records = [record for _, record in batch]
     try:
         if restore:
             counts = bank.upsert(records, strict=strict)
         else:
-            counts = bank.import_curated([(n, r, None) for n, r in enumerate(records)], None, "import", strict=strict)
+            items = [(n, r, None) for n, r in enumerate(records)]
+            counts = bank.import_curated(items, None, "import", strict=strict, status=status)
     except ImportFileError as exc:  # strict: the bank names batch positions, the reader wants line numbers
         lines = [(batch[position][0], why) for position, why in exc.line_errors]
         raise ImportFileError(

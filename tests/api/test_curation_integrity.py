@@ -218,6 +218,8 @@ def test_a_label_is_undone_by_its_annotator_and_the_status_follows(start: Factor
     undo = client.delete(f"/v1/examples/{item['id']}/labels/{reject['label']['id']}", headers=as_("ops"))
     assert undo.status_code == 204
     assert client.get(f"/v1/examples/{item['id']}", headers=as_("ann")).json()["status"] == "pending"
+    agreement = client.get("/v1/stats/agreement", headers=as_("ann")).json()
+    assert agreement["annotators"] == [] and agreement["examples_labelled"] == 0  # withdrawn labels do not count
 
 
 # -- import: the curator rules, and restore for admins (issue 16 item 4) ----------------------------------

@@ -216,7 +216,7 @@ class Curator:
                 for found in self.find_duplicates([records[n] for n in fresh], vectors):
                     of = found.duplicate_of
                     if of.startswith("batch:"):
-                        of = f"the line at position {fresh[int(of.split(':')[1])]} of this batch"
+                        of = "an earlier line of this upload"
                     refused[fresh[found.position]] = f"input: duplicate of {of} ({found.kind}, {found.similarity:.3f})"
                 embedded = {n: vectors[i] for i, n in enumerate(fresh)}
             items = [(n, r, embedded.get(n)) for n, r in enumerate(records) if n not in refused]

@@ -240,6 +240,7 @@ def label_example(
 
 @router.delete(
     "/v1/examples/{example_id}/labels/{label_id}",
+    operation_id="withdraw_label",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(404, 409),
 )

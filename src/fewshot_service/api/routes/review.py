@@ -74,7 +74,12 @@ def review_next(
     return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/v1/review/{example_id}/release", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
+@router.post(
+    "/v1/review/{example_id}/release",
+    operation_id="release_review_item",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409),
+)
 def release_review_item(
     example_id: Annotated[ExampleKey, Path(description="The leased example's id.")],
     curator: CuratorDep,

@@ -129,7 +129,7 @@ def service_env(work_dir: Path) -> dict[str, str]:
 # when the `fewshot` CLI itself cannot start.
 _DIRECT_IMPORT = (
     "import sys; from pathlib import Path; from fewshot_service.cli.main import import_; "
-    "import_(Path(sys.argv[1]), status=None, strict=False, embed=True)"
+    "import_(Path(sys.argv[1]), status=None, strict=False, embed=True, restore=True)"
 )
 _DIRECT_SERVE = "import sys; from fewshot_service.cli.main import serve; serve(host=sys.argv[1], port=int(sys.argv[2]))"
 
@@ -155,7 +155,7 @@ class Launcher:
 
     def import_command(self, path: Path) -> list[str]:
         if self.cli_works:
-            return [sys.executable, "-m", "fewshot_service.cli", "import", str(path)]
+            return [sys.executable, "-m", "fewshot_service.cli", "import", "--restore", str(path)]
         return [sys.executable, "-c", _DIRECT_IMPORT, str(path)]
 
     def serve_command(self, port: int) -> list[str]:

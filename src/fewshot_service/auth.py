@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .bank import SqlBank
 from .bank.keys_sql import StoredKey
-from .errors import BankUnavailable, ConfigurationError, FewshotError
+from .errors import BankUnavailable, ConfigurationError, FewshotError, Forbidden, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,35 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", "admin", authenticated=False)
+
+
+@dataclass(frozen=True)
+class Annotating:
+    """Whose label or lease a request is: the annotator, the admin recording for them (if any), and
+    whether lease rules may be overridden (an admin's key only; the anonymous admin is everyone)."""
+
+    annotator: str
+    recorded_by: str | None = None
+    admin: bool = False
+
+
+def annotating(principal: Principal, claimed: str | None) -> Annotating:
+    """The annotator a request acts as. With keys on it is the key's name; another name needs an admin key
+    (then recorded as acting for that annotator). With keys off it is the name the caller gives."""
+    if not principal.authenticated:
+        if claimed is None:
+            raise InvalidInput("annotator is required: who is labelling?", field="annotator")
+        return Annotating(claimed)
+    admin = principal.role == "admin"
+    if claimed is None or claimed == principal.name:
+        return Annotating(principal.name, admin=admin)
+    if not admin:
+        raise Forbidden(
+            f"the key {principal.name!r} labels as {principal.name!r}, not as {claimed!r}; omit annotator or "
+            "use an admin key to act for someone",
+            field="annotator",
+        )
+    return Annotating(claimed, recorded_by=principal.name, admin=True)
 
 
 @dataclass(frozen=True)

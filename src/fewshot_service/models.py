@@ -106,7 +106,9 @@ class ExampleCreate(ExampleFields):
 class LabelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    annotator: Annotator
+    annotator: Annotator | None = Field(
+        None, description="Who labels; with API keys on, the key's name (another name needs an admin key)."
+    )
     verdict: Verdict
     score: int | None = Field(None, ge=1, le=5)
     issues: list[IssueTag] = Field(default_factory=list, max_length=8)
@@ -117,15 +119,20 @@ class LabelCreate(BaseModel):
 
 
 class Label(LabelCreate):
+    annotator: Annotator
     id: str
     example_id: str
     created_at: datetime
+    recorded_by: str | None = Field(None, description="The admin key that recorded it for the annotator.")
+    withdrawn_at: datetime | None = Field(None, description="When its annotator took it back; it no longer counts.")
+    withdrawn_by: str | None = None
 
 
 class ExampleImport(ExampleFields):
     """One line of a JSONL import: an Example as exported, with the service-owned fields optional."""
 
-    id: str | None = Field(None, max_length=64)
+    # Letters, digits, - and _ only: an id is a URL path segment (no "/", "..", spaces) in every route.
+    id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     status: Status = "approved"
     quality: float | None = Field(None, ge=0, le=5)
     created_at: datetime | None = None

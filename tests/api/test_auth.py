@@ -45,6 +45,14 @@ class Fixtures:
         assert response.status_code == 201, response.text
         return str(response.json()["examples"][0]["id"])
 
+    def label_of(self, annotator: str) -> str:
+        """The URL of a new label by this annotator on a new example."""
+        example_id = self.example(status="pending")
+        body = {"annotator": annotator, "verdict": "approve"}
+        response = self.client.post(f"/v1/examples/{example_id}/labels", json=body, headers=bearer("admin"))
+        assert response.status_code == 201, response.text
+        return f"/v1/examples/{example_id}/labels/{response.json()['label']['id']}"
+
     def preference(self) -> str:
         pair = {"prompt": "2+2?", "response_a": "4", "response_b": "5"}
         response = self.client.post("/v1/preferences", json=pair, headers=bearer("admin"))
@@ -91,7 +99,11 @@ MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
     ),
     ("POST", "/v1/examples/{example_id}/labels"): (
         "curator", 201, None,
-        lambda f: (f"/v1/examples/{f.example()}/labels", {"json": {"annotator": "ann", "verdict": "approve"}}),
+        lambda f: (f"/v1/examples/{f.example()}/labels", {"json": {"verdict": "approve"}}),
+    ),
+    # The label is the curator key's (recorded for it by the admin): its annotator or an admin may undo it.
+    ("DELETE", "/v1/examples/{example_id}/labels/{label_id}"): (
+        "curator", 204, None, lambda f: (f.label_of("cara"), {}),
     ),
     ("GET", "/v1/examples/{example_id}/labels"): (
         "curator", 200, None, lambda f: (f"/v1/examples/{f.example()}/labels", {}),
@@ -104,16 +116,16 @@ MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
         "curator", 201, None,
         lambda f: (
             f"/v1/preferences/{f.preference()}/labels",
-            {"json": {"annotator": "ann", "choice": "a", "shown_first": "a"}},
+            {"json": {"choice": "a", "shown_first": "a"}},
         ),
     ),
     ("GET", "/v1/preferences/export"): ("curator", 200, None, lambda f: ("/v1/preferences/export", {})),
-    ("GET", "/v1/review/next"): ("curator", 200, None, lambda f: ("/v1/review/next?annotator=reviewer", {})),
+    ("GET", "/v1/review/next"): ("curator", 200, None, lambda f: ("/v1/review/next", {})),
     ("POST", "/v1/review/{example_id}/release"): (
-        "curator", 204, None, lambda f: (f"/v1/review/{f.example(status='pending')}/release", {}),
+        "curator", 204, None, lambda f: (f"/v1/review/{f.example()}/release", {}),
     ),
     ("GET", "/v1/preferences/next"): (
-        "curator", 200, None, lambda f: (f"/v1/preferences/next?annotator=reviewer&skip=x{f.preference()}", {}),
+        "curator", 200, None, lambda f: (f"/v1/preferences/next?skip=x{f.preference()}", {}),
     ),
     ("GET", "/v1/me"): ("reader", 200, None, lambda f: ("/v1/me", {})),
     ("GET", "/v1/stats"): ("curator", 200, None, lambda f: ("/v1/stats", {})),

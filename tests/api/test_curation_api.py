@@ -315,9 +315,13 @@ def test_export_then_import_reproduces_the_bank_with_labels(curation: Factory) -
 
     other = curation("other", seed_on_empty=False)
     report = other.post(
-        "/v1/examples/import", content=exported.encode(), headers={"content-type": "application/x-ndjson"}
+        "/v1/examples/import",
+        params={"mode": "restore"},
+        content=exported.encode(),
+        headers={"content-type": "application/x-ndjson"},
     )
-    assert report.status_code == 200 and report.json() == {"imported": len(SMALL_SEED), "errors": []}
+    assert report.status_code == 200 and report.json()["imported"] == len(SMALL_SEED)
+    assert report.json()["errors"] == [] and report.json()["created"] == len(SMALL_SEED)
     assert other.get("/v1/examples/export").text == exported
     # and the imported bank is selectable at once
     found = other.post("/v1/select", json={"prompt": "How fast is a train doing 240 km in 4 hours?", "k": 1})

@@ -83,7 +83,7 @@ def test_fewshot_import_reaches_a_running_sqlite_server(make_service: ServiceFac
         line = {"external_id": "imp-1", "input": "What is 12 squared?", "output": "144", "tags": ["imp"]}
         path = write_jsonl(tmp_path / "new.jsonl", [dict(line, status="approved")])
         env = {"FEWSHOT_DATA_DIR": str(service.settings.data_dir), "FEWSHOT_INDEX_DIR": str(service.settings.index_dir)}
-        result = CliRunner().invoke(cli, ["import", str(path)], env=env)
+        result = CliRunner().invoke(cli, ["import", "--restore", str(path)], env=env)
         assert result.exit_code == 0, result.output
         body = {"prompt": "twelve times twelve", "k": 1, "filters": {"tags": ["imp"]}}
         within(BOUND_SECONDS, lambda: [e["external_id"] for e in select(client, body)] == ["imp-1"])

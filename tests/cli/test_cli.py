@@ -76,8 +76,10 @@ def test_strict_import_writes_nothing_when_a_line_is_bad(env: Settings, tmp_path
 
 def test_status_option_overrides_the_file(env: Settings, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "good.jsonl", GOOD)
-    assert run("import", str(path), "--status", "pending", "--no-embed").exit_code == 0
-    assert {e["status"] for e in stored(env).values()} == {"pending"}
+    assert run("import", str(path), "--status", "approved", "--no-embed").exit_code == 0  # the operator's choice
+    assert {e["status"] for e in stored(env).values()} == {"approved"}
+    assert run("import", str(path), "--restore", "--status", "rejected", "--no-embed").exit_code == 0
+    assert {e["status"] for e in stored(env).values()} == {"rejected"}
 
 
 def test_export_then_import_reproduces_the_bank(env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,8 +90,36 @@ def test_export_then_import_reproduces_the_bank(env: Settings, tmp_path: Path, m
     assert len(exported.read_text().splitlines()) == 3
     original = stored(env)
     monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path / "other"))
-    assert run("import", str(exported), "--no-embed").exit_code == 0
+    assert run("import", str(exported), "--restore", "--no-embed").exit_code == 0
     assert stored(Settings()) == original
+
+
+def test_without_restore_an_import_follows_the_curator_rules(env: Settings, tmp_path: Path) -> None:
+    assert run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD)), "--no-embed").exit_code == 0
+    assert {e["status"] for e in stored(env).values()} == {"pending"}  # labels decide, not the file
+    c1 = stored(env)["c1"]
+    label = {
+        "id": "l1",
+        "example_id": "x",
+        "annotator": "mallory",
+        "verdict": "approve",
+        "created_at": "2020-01-01T00:00:00Z",
+    }
+    lines = [
+        {**GOOD[0], "output": "18 km per hour", "version": 7},  # stale: c1 is at version 1
+        {**GOOD[1], "labels": [label]},
+        {"input": "What is 15 percent of 80?", "id": "../../../etc/passwd"},
+        {"input": "WHAT IS 15%   of 80?", "status": "approved", "quality": 5.0, "created_at": "2001-01-01T00:00:00Z"},
+        {"external_id": "c4", "input": "Name the largest planet.", "status": "approved", "quality": 5.0},
+    ]
+    result = run("import", str(write_jsonl(tmp_path / "hostile.jsonl", lines)), "--no-embed")
+    assert result.exit_code == 1
+    for expected in ("line 1: version", "line 2: labels", "line 3: id", "line 4: input: duplicate of"):
+        assert expected in result.output, result.output
+    assert "line 5: note: status, quality ignored" in result.output
+    after = stored(env)
+    assert after["c1"] == c1 and set(after) == {"c1", "c2", "c3", "c4"}
+    assert after["c4"]["status"] == "pending" and after["c4"]["quality"] is None
 
 
 def test_missing_file_is_a_one_line_failure(env: Settings, tmp_path: Path) -> None:
@@ -98,7 +128,7 @@ def test_missing_file_is_a_one_line_failure(env: Settings, tmp_path: Path) -> No
 
 
 def test_rebuild_and_select(env: Settings, tmp_path: Path) -> None:
-    assert run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD))).exit_code == 0
+    assert run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD)), "--restore").exit_code == 0
     rebuilt = run("rebuild")
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "3 examples" in rebuilt.output

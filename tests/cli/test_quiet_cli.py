@@ -113,7 +113,10 @@ def test_version() -> None:
 
 
 def test_select_on_first_use_prints_only_the_examples(env: dict[str, str], tmp_path: Path) -> None:
-    assert run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD)), "--no-embed").exit_code == 0
+    assert (
+        run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD)), "--no-embed", "--status", "approved").exit_code
+        == 0
+    )
     # First use: no index version yet, examples not embedded; the service builds both without a word.
     quiet = process("select", "A car drives 150 km in 3 hours. Speed?", "-k", "1", env=env)
     assert quiet.returncode == 0, quiet.stderr

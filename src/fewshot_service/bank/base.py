@@ -110,6 +110,9 @@ def row_to_label(row: RowMapping) -> Label:
         step_ratings=row["step_ratings"],
         first_wrong_step=row["first_wrong_step"],
         created_at=utc(row["created_at"]),
+        recorded_by=row["recorded_by"],
+        withdrawn_at=None if row["withdrawn_at"] is None else utc(row["withdrawn_at"]),
+        withdrawn_by=row["withdrawn_by"],
     )
 
 

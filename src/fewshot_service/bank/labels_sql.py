@@ -12,7 +12,7 @@ from ..curation.types import HistoryEntry
 from ..errors import Conflict, NotFound
 from ..models import Example, Label, LabelCreate
 from .base import SqlBase, now, row_to_example, row_to_label, utc
-from .schema import audit, examples, labels
+from .schema import audit, examples, labels, leases
 
 # (the example, its labels including the new one) -> the example fields to change (status, quality)
 Policy = Callable[[Example, list[Label]], dict[str, Any]]
@@ -21,38 +21,92 @@ Policy = Callable[[Example, list[Label]], dict[str, Any]]
 class LabelStore(SqlBase):
     def add_label(
         self, example_id: str, label: LabelCreate, *, check: Callable[[Example, LabelCreate], None], policy: Policy,
-        actor: str,
+        actor: str, recorded_by: str | None = None, override_lease: bool = False,
     ) -> tuple[Label, Example]:  # fmt: skip
-        """Append a label and let the policy update the example's status and quality, in one transaction."""
+        """Append a label and let the policy update the example's status and quality, in one transaction.
+        An item leased to another annotator is refused (409 naming the holder) unless override_lease."""
         with self._transaction() as conn:
             row = self._live_row(conn, example_id, for_write=True)
             check(row_to_example(row), label)
+            if not override_lease:
+                self._refuse_others_lease(conn, example_id, label.annotator or "")
             revision = self._bump_revision(conn)
-            stored = Label(id=uuid.uuid4().hex, example_id=example_id, created_at=now(), **label.model_dump())
+            stored = Label(
+                id=uuid.uuid4().hex, example_id=example_id, created_at=now(), recorded_by=recorded_by,
+                **label.model_dump(),
+            )  # fmt: skip
             conn.execute(insert(labels).values(**stored.model_dump()))
-            changes = policy(row_to_example(row), self._labels(conn, example_id))
-            changes = {name: value for name, value in changes.items() if row[name] != value}
             entry: dict[str, Any] = {"label_id": stored.id, "verdict": stored.verdict, "score": stored.score}
-            entry.update({name: [row[name], value] for name, value in changes.items()})
-            if changes:
-                conn.execute(
-                    update(examples)
-                    .where(examples.c.id == example_id)
-                    .values(**changes, version=row["version"] + 1, updated_at=now(), revision=revision)
-                )
-            self._audit(conn, example_id, actor, "label", entry, revision)
-            example = row_to_example(conn.execute(select(examples).where(examples.c.id == example_id)).mappings().one())
+            example = self._apply_policy(conn, row, policy, actor, "label", entry, revision)
         return stored, example
+
+    def withdraw_label(
+        self, example_id: str, label_id: str, *, owner: str | None, policy: Policy, actor: str
+    ) -> Example:
+        """Mark a label withdrawn (kept, no longer counted) and let the policy recompute the example.
+        owner: only a label of this annotator may be withdrawn (None: any, for admins); others are 404."""
+        with self._transaction() as conn:
+            row = self._live_row(conn, example_id, for_write=True)
+            found = conn.execute(
+                select(labels).where(
+                    labels.c.id == label_id, labels.c.example_id == example_id, labels.c.withdrawn_at.is_(None)
+                )
+            ).mappings().first()  # fmt: skip
+            if found is None or (owner is not None and found["annotator"] != owner):
+                # Someone else's label answers as a missing one: no probing which labels exist.
+                raise NotFound(f"no label {label_id!r} of yours on example {example_id!r}", field="label_id")
+            revision = self._bump_revision(conn)
+            conn.execute(update(labels).where(labels.c.id == label_id).values(withdrawn_at=now(), withdrawn_by=actor))
+            entry: dict[str, Any] = {"label_id": label_id, "annotator": found["annotator"]}
+            return self._apply_policy(conn, row, policy, actor, "unlabel", entry, revision)
+
+    def _apply_policy(
+        self, conn: Connection, row: Any, policy: Policy, actor: str, action: str, entry: dict[str, Any], revision: int
+    ) -> Example:
+        """Set the status and quality the example's counted labels give it, and record the change."""
+        example_id = row["id"]
+        changes = policy(row_to_example(row), self._labels(conn, example_id))
+        changes = {name: value for name, value in changes.items() if row[name] != value}
+        entry.update({name: [row[name], value] for name, value in changes.items()})
+        if changes:
+            conn.execute(
+                update(examples)
+                .where(examples.c.id == example_id)
+                .values(**changes, version=row["version"] + 1, updated_at=now(), revision=revision)
+            )
+        self._audit(conn, example_id, actor, action, entry, revision)
+        return row_to_example(conn.execute(select(examples).where(examples.c.id == example_id)).mappings().one())
+
+    @staticmethod
+    def _refuse_others_lease(conn: Connection, example_id: str, annotator: str) -> None:
+        held = conn.execute(
+            select(leases.c.annotator, leases.c.expires_at).where(
+                leases.c.item_id == example_id, leases.c.annotator != annotator, leases.c.expires_at > now()
+            )
+        ).first()
+        if held is not None:
+            raise Conflict(
+                f"example {example_id!r} is leased to {held.annotator!r} for review until "
+                f"{utc(held.expires_at).isoformat()}; only they or an admin may label it meanwhile",
+                field="lease",
+            )
 
     @staticmethod
     def _labels(conn: Connection, example_id: str) -> list[Label]:
-        query = select(labels).where(labels.c.example_id == example_id).order_by(labels.c.created_at, labels.c.id)
+        """The labels that count (not withdrawn), oldest first."""
+        query = (
+            select(labels)
+            .where(labels.c.example_id == example_id, labels.c.withdrawn_at.is_(None))
+            .order_by(labels.c.created_at, labels.c.id)
+        )
         return [row_to_label(row) for row in conn.execute(query).mappings()]
 
     def labels_of(self, example_id: str) -> list[Label]:
+        """Every label of the example, withdrawn ones included (marked), oldest first."""
         with self._connect() as conn:
             self._existing(conn, example_id)
-            return self._labels(conn, example_id)
+            query = select(labels).where(labels.c.example_id == example_id).order_by(labels.c.created_at, labels.c.id)
+            return [row_to_label(row) for row in conn.execute(query).mappings()]
 
     def labels_for(self, example_ids: Sequence[str]) -> dict[str, list[Label]]:
         if not example_ids:

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..models import Example, ExampleImport, IndexRow
+from ..models import Example, ExampleImport, IndexRow, Status
 
 
 @dataclass
@@ -17,12 +17,17 @@ class ImportCounts:
     updated: int = 0
     unchanged: int = 0
     ids: list[str] = field(default_factory=list)  # the examples created, updated or unchanged
+    # (position of the record in the batch, why): records not stored, and what was done differently than asked
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)
 
     def __iadd__(self, other: ImportCounts) -> ImportCounts:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.ids += other.ids
+        self.failed += other.failed
+        self.notes += other.notes
         return self
 
 
@@ -39,8 +44,19 @@ class ExampleBank(Protocol):
     def get_many(self, ids: Sequence[str]) -> dict[str, Example]:
         """The examples with these ids (missing ids are absent from the result)."""
 
-    def upsert(self, records: Sequence[ExampleImport]) -> ImportCounts:
-        """Insert or update records in one transaction, idempotent on external_id (then id)."""
+    def upsert(self, records: Sequence[ExampleImport], actor: str = "import", *, strict: bool = False) -> ImportCounts:
+        """Insert or update records as exported in one transaction, idempotent on external_id (then id)."""
+
+    def import_curated(
+        self,
+        items: Sequence[tuple[int, ExampleImport, np.ndarray | None]],
+        model_id: str | None,
+        actor: str,
+        *,
+        strict: bool = False,
+        status: Status | None = None,
+    ) -> ImportCounts:
+        """Import (position, record, embedding) items under the curator rules."""
 
     def iter_examples(self, batch_size: int = 1000) -> Iterator[Example]:
         """Every example, in a stable order."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
 from ..curation.types import Preference, PreferenceCreate, PreferenceLabel, PreferenceLabelCreate
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from ..models import Example
 from .base import SqlBase, now, row_to_example, utc
 from .schema import examples, labels, leases, preference_labels, preferences
@@ -71,27 +71,28 @@ class PreferenceStore(SqlBase):
 
 class ReviewStore(SqlBase):
     def lease_next(
-        self, annotator: str, ttl_seconds: float, skip: Sequence[str] = ()
+        self, annotator: str, ttl_seconds: float, skip: Collection[str] = ()
     ) -> tuple[Example, str, datetime] | None:
         """The next example this annotator should label, leased to them; None when nothing needs them.
 
         Order: pending LLM-generated examples, other pending examples, then examples whose labels
         disagree; within the pending groups, predicted_quality nearest 0.5 first once a quality model has
-        scored them. Never one the annotator already labelled, never one leased to someone else, never
-        one in `skip` (items the annotator passed over this session).
+        scored them. Never one the annotator already labelled, never one leased to someone else, never one
+        they skipped (a lease they hold on it stays: a client may lease the next item ahead; release ends it).
         """
         stamp = now()
+        skip = list(skip)
         with self._transaction() as conn:
             conn.execute(delete(leases).where(leases.c.expires_at <= stamp))
-            labelled_by_me = select(labels.c.example_id).where(labels.c.annotator == annotator)
+            counted = labels.c.withdrawn_at.is_(None)
+            labelled_by_me = select(labels.c.example_id).where(labels.c.annotator == annotator, counted)
             leased_to_others = select(leases.c.item_id).where(leases.c.annotator != annotator)
             open_items = [examples.c.deleted_at.is_(None), examples.c.id.not_in(labelled_by_me),
-                          examples.c.id.not_in(leased_to_others)]  # fmt: skip
-            if skip:
-                open_items.append(examples.c.id.not_in(list(skip)))
+                          examples.c.id.not_in(leased_to_others), examples.c.id.not_in(skip)]  # fmt: skip
             mine = select(leases.c.item_id).where(leases.c.annotator == annotator)
             disagreeing = (
                 select(labels.c.example_id)
+                .where(counted)
                 .group_by(labels.c.example_id)
                 .having(func.count(labels.c.verdict.distinct()) > 1)
             )
@@ -122,3 +123,21 @@ class ReviewStore(SqlBase):
         held = [leases.c.item_id == example_id] + ([leases.c.annotator == annotator] if annotator is not None else [])
         with self._transaction() as conn:
             conn.execute(delete(leases).where(*held))
+
+    def give_up_lease(self, example_id: str, annotator: str | None) -> None:
+        """End the review lease on an example; annotator: only theirs (409 naming the holder when another
+        annotator holds it), None for an admin. No lease (or an expired one) is nothing to do."""
+        with self._transaction() as conn:
+            self._live_row(conn, example_id, for_write=False)
+            held = conn.execute(
+                select(leases.c.annotator, leases.c.expires_at).where(
+                    leases.c.item_id == example_id, leases.c.expires_at > now()
+                )
+            ).first()
+            if held is not None and annotator is not None and held.annotator != annotator:
+                raise Conflict(
+                    f"example {example_id!r} is leased to {held.annotator!r} until "
+                    f"{utc(held.expires_at).isoformat()}; only they or an admin may release it",
+                    field="lease",
+                )
+            conn.execute(delete(leases).where(leases.c.item_id == example_id))

@@ -65,7 +65,7 @@ bank_meta = Table(
     Column("value", Integer, nullable=False),
 )
 
-# Curator quality labels: append-only.
+# Curator quality labels: append-only (an undo marks a label withdrawn, never deletes it).
 labels = Table(
     "labels",
     metadata,
@@ -80,6 +80,11 @@ labels = Table(
     Column("step_ratings", JSON, nullable=True),
     Column("first_wrong_step", Integer, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The admin key that recorded the label for `annotator`; null when the annotator's own key did.
+    Column("recorded_by", String(200), nullable=True),
+    # A label its annotator (or an admin) took back: kept for the history, no longer counted.
+    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("withdrawn_by", String(200), nullable=True),
 )
 
 # Who changed what, when: one row per change to an example (the history endpoint reads it).

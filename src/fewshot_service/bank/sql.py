@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Text, cast, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from ..curation.types import ExampleQuery
-from ..errors import Conflict
-from ..models import Example, ExampleCreate, ExampleImport, IndexRow
+from ..errors import Conflict, FewshotError, ImportFileError, InvalidInput
+from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, IndexRow, Status
 from .base import input_hash, now, row_to_example
 from .keys_sql import KeyStore
 from .labels_sql import LabelStore
@@ -33,8 +34,9 @@ _PUBLIC_COLUMNS = [
     if c.name not in ("embedding", "embedding_model", "embedding_dim", "revision", "input_hash", "deleted_at")
 ]
 _LIVE = examples.c.deleted_at.is_(None)
-# API field name -> column name, where they differ.
+# API field name -> column name, where they differ, and back.
 _COLUMN = {"metadata": "meta"}
+_FIELD = {"meta": "metadata"}
 
 
 _INDEX_COLUMNS = [
@@ -84,6 +86,26 @@ def _embedding_columns(vector: np.ndarray | None, model_id: str | None) -> dict[
         return {"embedding": None, "embedding_model": None, "embedding_dim": None}
     vector = np.ascontiguousarray(vector, dtype=np.float32)
     return {"embedding": vector.tobytes(), "embedding_model": model_id, "embedding_dim": int(vector.shape[0])}
+
+
+def _refuse_when_strict(strict: bool, counts: ImportCounts) -> None:
+    if strict and counts.failed:
+        # Raised inside the transaction: nothing of the batch is written. Lines are batch positions here.
+        raise ImportFileError(
+            f"{len(counts.failed)} record(s) cannot be stored; nothing was imported", line_errors=counts.failed
+        )
+
+
+class ExactDuplicates(Conflict):
+    """Records whose normalised input a live example already has: (position in the batch, that example's id)."""
+
+    code = "duplicate"
+
+    def __init__(self, clashes: list[tuple[int, str]], message: str | None = None) -> None:
+        position, stored = clashes[0]
+        message = message or f"example {position} duplicates {stored} (exact); nothing was stored"
+        super().__init__(message, field="input")
+        self.clashes = clashes
 
 
 class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
@@ -267,10 +289,16 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
             yield _index_row(row)
 
     # -- curator writes -----------------------------------------------------------------------
-    def insert(self, records: Sequence[ExampleCreate], vectors: np.ndarray, model_id: str, actor: str) -> list[Example]:
-        """Store new examples with their embeddings in one transaction (all or nothing)."""
+    def insert(
+        self, records: Sequence[ExampleCreate], vectors: np.ndarray, model_id: str, actor: str, *, unique: bool = False
+    ) -> list[Example]:
+        """Store new examples with their embeddings in one transaction (all or nothing). unique: refuse
+        (ExactDuplicates) when a live example has the same normalised input, checked inside the transaction,
+        which every writer of the bank takes in turn, so two replicas cannot both store one text."""
         created: list[Example] = []
         with self._transaction() as conn:
+            if unique:
+                self._refuse_exact_duplicates(conn, records)
             revision = self._bump_revision(conn)
             stamp = now()
             for record, vector in zip(records, vectors, strict=True):
@@ -283,6 +311,15 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 self._audit(conn, values["id"], actor, "create", _public(_content(record)), revision)
                 created.append(row_to_example(values))  # type: ignore[arg-type]
         return created
+
+    @staticmethod
+    def _refuse_exact_duplicates(conn: Connection, records: Sequence[ExampleFields]) -> None:
+        hashes = [input_hash(r.input) for r in records]
+        query = select(examples.c.input_hash, examples.c.id).where(examples.c.input_hash.in_(set(hashes)), _LIVE)
+        stored = dict(conn.execute(query).tuples().all())
+        clashes = [(n, stored[digest]) for n, digest in enumerate(hashes) if digest in stored]
+        if clashes:
+            raise ExactDuplicates(clashes)
 
     @staticmethod
     def _insert_row(conn: Connection, values: dict[str, Any]) -> None:
@@ -348,7 +385,9 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
             self._audit(conn, example_id, actor, "delete", {"external_id": [row["external_id"], None]}, revision)
 
     # -- import ---------------------------------------------------------------------------------
-    def upsert(self, records: Sequence[ExampleImport], actor: str = "import") -> ImportCounts:
+    def upsert(self, records: Sequence[ExampleImport], actor: str = "import", *, strict: bool = False) -> ImportCounts:
+        """Restore records as exported (ids, labels, dates, status, quality), idempotent on external_id then
+        id; a record that cannot be stored fails alone (counts.failed), or, strict, fails the whole call."""
         counts = ImportCounts()
         if not records:
             return counts
@@ -363,9 +402,147 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 return bumped[0]
 
             stamp = now()
-            for record in records:
-                self._upsert_one(conn, record, revision, stamp, counts, actor)
+            for position, record in enumerate(records):
+                had_revision = bool(bumped)
+                try:
+                    with conn.begin_nested():  # a bad record fails alone; the others are stored
+                        self._upsert_one(conn, record, revision, stamp, counts, actor)
+                except FewshotError as exc:
+                    if not had_revision:
+                        bumped.clear()  # the bump was rolled back with the record
+                    counts.failed.append((position, exc.message))
+            _refuse_when_strict(strict, counts)
         return counts
+
+    def import_curated(
+        self,
+        items: Sequence[tuple[int, ExampleImport, np.ndarray | None]],
+        model_id: str | None,
+        actor: str,
+        *,
+        strict: bool = False,
+        status: Status | None = None,
+    ) -> ImportCounts:
+        """Import (position, record, embedding) items under the curator rules, one transaction, each record
+        alone in a savepoint: ids and dates from the server, new examples pending (or the operator's
+        status) with no quality (labels set those), an update changes only the fields its line gives and
+        only at the current version, an exact duplicate of a live example is refused. What was refused or
+        done differently is reported."""
+        counts = ImportCounts()
+        if not items:
+            return counts
+        with self._transaction() as conn:
+            revision = self._bump_revision(conn)
+            stamp = now()
+            for position, record, vector in items:
+                try:
+                    with conn.begin_nested():
+                        self._import_one_curated(
+                            conn, position, record, vector, model_id, revision, stamp, counts, actor, status
+                        )
+                except FewshotError as exc:
+                    counts.failed.append((position, exc.message))
+            _refuse_when_strict(strict, counts)
+        return counts
+
+    def _import_one_curated(
+        self, conn: Connection, position: int, record: ExampleImport, vector: np.ndarray | None,
+        model_id: str | None, revision: int, stamp: datetime, counts: ImportCounts, actor: str,
+        status: Status | None = None,
+    ) -> None:  # fmt: skip
+        if record.labels:
+            raise InvalidInput(
+                "labels: an import line cannot carry labels (curators label through the API; an admin's "
+                "mode=restore restores exported labels)",
+                field="labels",
+            )
+        existing = self._import_target(conn, record)
+        given = record.model_fields_set
+        ignored = [name for name in ("status", "quality", "created_at", "updated_at") if name in given]
+        if existing is None:
+            example_id = uuid.uuid4().hex
+            if record.id is not None:
+                counts.notes.append(
+                    (position, f"id {record.id!r} is not in the bank; stored as new example {example_id}")
+                )
+            try:
+                self._refuse_exact_duplicates(conn, [record])
+            except ExactDuplicates as clash:
+                raise ExactDuplicates(
+                    clash.clashes, f"input: duplicate of example {clash.clashes[0][1]} (exact)"
+                ) from None
+            content = dict(_content(record), status=status or "pending", quality=None)
+            if ignored and status is None:
+                counts.notes.append(
+                    (position, f"{', '.join(ignored)} ignored: a new example is pending until labelled")
+                )
+            self._insert_row(conn, {
+                "id": example_id, **content, "created_at": stamp, "updated_at": stamp, "version": 1,
+                "revision": revision, "input_hash": input_hash(record.input), **_embedding_columns(vector, model_id),
+            })  # fmt: skip
+            self._audit(conn, example_id, actor, "import", _public(content), revision)
+            counts.created += 1
+            counts.ids.append(example_id)
+            return
+        if record.version is not None and record.version != existing["version"]:
+            raise Conflict(
+                f"version: example {existing['id']} is at version {existing['version']}, the line is based on "
+                f"version {record.version}; export it again and edit that",
+                field="version",
+            )
+        content = dict(_content(record), status=status)
+        editable = [name for name in _CONTENT_FIELDS if name not in ("status", "quality")]
+        asked = [name for name in editable if _FIELD.get(name, name) in given] + (["status"] if status else [])
+        diff = {name: [existing[name], content[name]] for name in asked if existing[name] != content[name]}
+        if ignored and status is None:
+            counts.notes.append((position, f"{', '.join(ignored)} ignored: status and quality come from labels"))
+        counts.ids.append(existing["id"])
+        if not diff:
+            counts.unchanged += 1
+            return
+        values: dict[str, Any] = {name: change[1] for name, change in diff.items()}
+        values.update(updated_at=stamp, version=existing["version"] + 1, revision=revision)
+        if "input" in diff:
+            values.update(input_hash=input_hash(record.input), **_embedding_columns(None, None))
+        try:
+            with conn.begin_nested():
+                conn.execute(update(examples).where(examples.c.id == existing["id"]).values(**values))
+        except IntegrityError as exc:
+            raise Conflict(f"external_id {record.external_id!r} is already used", field="external_id") from exc
+        self._audit(conn, existing["id"], actor, "import", _public(diff), revision)
+        counts.updated += 1
+
+    @staticmethod
+    def _import_target(conn: Connection, record: ExampleImport) -> RowMapping | None:
+        """The live example a line updates (by external_id, then id); a deleted one's id is refused."""
+        if record.external_id is not None:
+            row = conn.execute(select(examples).where(examples.c.external_id == record.external_id, _LIVE)).mappings()
+            found = row.first()
+            if found is not None:
+                return found
+        if record.id is None:
+            return None
+        found = conn.execute(select(examples).where(examples.c.id == record.id)).mappings().first()
+        if found is not None and found["deleted_at"] is not None:
+            raise Conflict(f"id: example {record.id!r} was deleted; its id is not reused", field="id")
+        return found
+
+    def unmatched(self, records: Sequence[ExampleImport]) -> list[int]:
+        """Positions of the records that match no stored example (by external_id or id): the new ones."""
+        external = [r.external_id for r in records if r.external_id is not None]
+        ids = [r.id for r in records if r.id is not None]
+        with self._connect() as conn:
+            known_external = set(
+                conn.execute(
+                    select(examples.c.external_id).where(examples.c.external_id.in_(external), _LIVE)
+                ).scalars()
+            )
+            known_ids = set(conn.execute(select(examples.c.id).where(examples.c.id.in_(ids))).scalars())
+        return [
+            n
+            for n, r in enumerate(records)
+            if r.external_id not in known_external and (r.id is None or r.id not in known_ids)
+        ]
 
     def _upsert_one(
         self,
@@ -384,7 +561,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
                 .first()
             )
         if existing is None and record.id is not None:
-            existing = conn.execute(select(examples).where(examples.c.id == record.id, _LIVE)).mappings().first()
+            existing = self._import_target(conn, record.model_copy(update={"external_id": None}))
         content = _content(record)
         if existing is None:
             example_id = record.id or uuid.uuid4().hex

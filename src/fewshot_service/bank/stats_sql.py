@@ -128,8 +128,9 @@ class StatsStore(SqlBase):
 
     # -- labels ---------------------------------------------------------------------------------
     def all_labels(self, *, live_only: bool = True) -> list[Label]:
-        """Every curator label, oldest first; by default only those on examples that are not deleted."""
-        query = select(labels).order_by(labels.c.created_at, labels.c.id)
+        """Every curator label that counts (not withdrawn), oldest first; by default only those on examples
+        that are not deleted."""
+        query = select(labels).where(labels.c.withdrawn_at.is_(None)).order_by(labels.c.created_at, labels.c.id)
         if live_only:
             query = query.where(labels.c.example_id.in_(select(examples.c.id).where(_LIVE)))
         with self._connect() as conn:

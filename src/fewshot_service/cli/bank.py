@@ -31,8 +31,15 @@ def import_(
     status: Annotated[StatusChoice | None, typer.Option(help="Set every imported example to this status.")] = None,
     strict: Annotated[bool, typer.Option(help="Write nothing if any line is bad.")] = False,
     embed: Annotated[bool, typer.Option(help="Embed the imported examples now (else at next start).")] = True,
+    restore: Annotated[
+        bool, typer.Option(help="Restore an export exactly (ids, labels, dates, status, quality).")
+    ] = False,
 ) -> None:
-    """Import examples; idempotent on external_id. Bad lines are reported with their numbers."""
+    """Import examples; idempotent on external_id. Bad lines are reported with their numbers.
+
+    Without --restore the curator rules apply: new examples are pending (labels decide) unless --status
+    says otherwise, ids and dates are the server's, lines with labels, stale versions or exact duplicates
+    are refused."""
     shared = setup(ctx)
     lines = run(lambda: check_file(file))  # before the bank is opened: a bad file creates nothing
     shared.configure_logging()
@@ -46,6 +53,7 @@ def import_(
                 file,
                 status=cast(Status, status.value) if status else None,
                 strict=strict,
+                restore=restore,
                 on_batch=advance,
             )
         counts = report.counts
@@ -55,6 +63,8 @@ def import_(
         )
         for number, reason in report.line_errors:
             err.print(f"line {number}: {reason}", highlight=False, soft_wrap=True)
+        for number, note in report.notes:
+            err.print(f"line {number}: note: {note}", highlight=False, soft_wrap=True)
         if embed:
             embed_with_progress(service)
         return len(report.line_errors)

@@ -17,6 +17,7 @@ from ..models import ExampleImport, Status
 class ImportReport:
     counts: ImportCounts = field(default_factory=ImportCounts)
     line_errors: list[tuple[int, str]] = field(default_factory=list)
+    notes: list[tuple[int, str]] = field(default_factory=list)  # lines stored otherwise than they asked
 
 
 def describe(error: ValidationError) -> str:
@@ -86,39 +87,71 @@ def import_file(
     *,
     status: Status | None = None,
     strict: bool = False,
+    restore: bool = True,
     batch_size: int = 500,
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import a JSONL file into the bank, idempotent on external_id.
 
-    Not strict: good lines are written in batches and bad ones reported. Strict: the whole file is
-    checked first and nothing is written when any line is bad. on_batch is told how many lines of the file
-    each write covered (bad and blank ones too), so it can count lines read.
+    restore: the lines as exported (ids, labels, dates, status, quality), for operators and seeding; else
+    the curator rules (SqlBank.import_curated; exact duplicates only, as there is no index here). status:
+    the operator's status for every line stored (the CLI is trusted; the API never passes one). Not
+    strict: good lines are written in batches and bad ones reported. Strict: nothing is written when any
+    line is bad. on_batch is told how many lines of the file each write covered (bad and blank ones too),
+    so it can count lines read.
     """
     report = ImportReport()
     if strict:
-        parsed = list(parse_lines(path, status))
+        parsed = list(parse_lines(path, status if restore else None))
         bad = [(n, item) for n, item in parsed if isinstance(item, str)]
         if bad:
             raise ImportFileError(f"{path.name}: {len(bad)} bad line(s); nothing was imported", line_errors=bad)
         # One transaction: the file goes in whole or not at all.
-        report.counts += bank.upsert([item for _, item in parsed if not isinstance(item, str)])
+        good = [(n, item) for n, item in parsed if not isinstance(item, str)]
+        _write(bank, good, restore, report, strict=True, status=status)
         _advance(on_batch, _last_line(path))
         return report
-    batch: list[ExampleImport] = []
+    batch: list[tuple[int, ExampleImport]] = []
     lines_done = 0  # lines a write has covered, bad ones included, so the progress ends at the file's end
-    for number, item in parse_lines(path, status):
+    for number, item in parse_lines(path, status if restore else None):
         if isinstance(item, str):
             report.line_errors.append((number, item))
             continue
-        batch.append(item)
+        batch.append((number, item))
         if len(batch) >= batch_size:
-            report.counts += bank.upsert(batch)
+            _write(bank, batch, restore, report, status=status)
             _advance(on_batch, number - lines_done)
             lines_done, batch = number, []
-    report.counts += bank.upsert(batch)
+    _write(bank, batch, restore, report, status=status)
     _advance(on_batch, _last_line(path) - lines_done)
+    report.line_errors.sort()
     return report
+
+
+def _write(
+    bank: ExampleBank,
+    batch: list[tuple[int, ExampleImport]],
+    restore: bool,
+    report: ImportReport,
+    *,
+    strict: bool = False,
+    status: Status | None = None,
+) -> None:
+    records = [record for _, record in batch]
+    try:
+        if restore:
+            counts = bank.upsert(records, strict=strict)
+        else:
+            items = [(n, r, None) for n, r in enumerate(records)]
+            counts = bank.import_curated(items, None, "import", strict=strict, status=status)
+    except ImportFileError as exc:  # strict: the bank names batch positions, the reader wants line numbers
+        lines = [(batch[position][0], why) for position, why in exc.line_errors]
+        raise ImportFileError(
+            f"{len(lines)} line(s) cannot be stored; nothing was imported", line_errors=lines
+        ) from exc
+    report.counts += counts
+    report.line_errors += [(batch[position][0], why) for position, why in counts.failed]
+    report.notes += [(batch[position][0], what) for position, what in counts.notes]
 
 
 def _advance(on_batch: Callable[[int], None] | None, lines: int) -> None:

@@ -15,8 +15,19 @@ import numpy as np
 
 from ..bank import SqlBank
 from ..bank.base import input_hash
+from ..bank.protocol import ImportCounts
+from ..bank.sql import ExactDuplicates
 from ..errors import Conflict
-from ..models import ALL_STATUSES, Example, ExampleCreate, ExampleImport, Label, LabelCreate, SelectFilters
+from ..models import (
+    ALL_STATUSES,
+    Example,
+    ExampleCreate,
+    ExampleFields,
+    ExampleImport,
+    Label,
+    LabelCreate,
+    SelectFilters,
+)
 from ..serving.lifecycle import FewshotService
 from ..serving.rebuild import embed_missing
 from .labels import LabelPolicy, check_label, with_first_wrong_step
@@ -53,6 +64,12 @@ class DuplicateFound(Conflict):
         return {"duplicates": [d.model_dump() for d in self.duplicates]}
 
 
+def answer_key_hidden(example: Example) -> Example:
+    """The example as a blind reviewer sees it: no gold answer, no quality other annotators' scores made."""
+    metadata = {name: value for name, value in example.metadata.items() if name != "gold"}
+    return example.model_copy(update={"metadata": metadata, "quality": None})
+
+
 class Curator:
     def __init__(self, service: FewshotService) -> None:
         self.service = service
@@ -67,20 +84,32 @@ class Curator:
     def add(self, records: Sequence[ExampleCreate], on_duplicate: OnDuplicate, actor: str) -> CreateResult:
         embedder = self.writes.embedder()  # 503 while starting
         vectors = embedder.embed([r.input for r in records])  # the slow part, outside any lock
-        duplicates = self.find_duplicates(records, vectors)
-        if duplicates and on_duplicate == "reject":
-            raise DuplicateFound(duplicates)
-        skipped = sorted({d.position for d in duplicates}) if on_duplicate == "skip" else []
-        keep = [n for n in range(len(records)) if n not in set(skipped)]
-        if not keep:
-            return CreateResult(examples=[], duplicates=duplicates, skipped=skipped)
-        created = self.writes.commit(
-            lambda: self.bank.insert([records[n] for n in keep], vectors[keep], embedder.model_id, actor),
-            lambda examples: [e.id for e in examples],
-        )
-        return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
+        # Checked under the write lock, so a concurrent add in this process is in the index by then; the bank
+        # re-checks exact duplicates inside its write transaction, which also serialises other replicas.
+        with self.writes.lock:
+            duplicates = self.find_duplicates(records, vectors)
+            while True:
+                if duplicates and on_duplicate == "reject":
+                    raise DuplicateFound(duplicates)
+                skipped = sorted({d.position for d in duplicates}) if on_duplicate == "skip" else []
+                keep = [n for n in range(len(records)) if n not in set(skipped)]
+                if not keep:
+                    return CreateResult(examples=[], duplicates=duplicates, skipped=skipped)
+                kept = [records[n] for n in keep]
+                try:
+                    created = self.bank.insert(
+                        kept, vectors[keep], embedder.model_id, actor, unique=on_duplicate != "keep"
+                    )
+                except ExactDuplicates as clash:  # another replica stored the text since the check
+                    duplicates += [
+                        Duplicate(position=keep[n], duplicate_of=stored, similarity=1.0, kind="exact")
+                        for n, stored in clash.clashes
+                    ]
+                    continue
+                self.writes.sync([e.id for e in created])
+                return CreateResult(examples=created, duplicates=duplicates, skipped=skipped)
 
-    def find_duplicates(self, records: Sequence[ExampleCreate], vectors: np.ndarray) -> list[Duplicate]:
+    def find_duplicates(self, records: Sequence[ExampleFields], vectors: np.ndarray) -> list[Duplicate]:
         """Exact (normalised text) and semantic (cosine >= threshold) duplicates, against the bank and the batch."""
         threshold = self.service.settings.duplicate_threshold
         hashes = [input_hash(r.input) for r in records]
@@ -124,6 +153,11 @@ class Curator:
     # -- editing --------------------------------------------------------------------------------
     def update(self, example_id: str, edit: ExampleUpdate, if_match: int | None, actor: str) -> Example:
         changes = edit.changes()
+        if edit.version is not None and if_match is not None and edit.version != if_match:
+            # One of the two is stale whatever the stored version is: refuse rather than pick one.
+            raise Conflict(
+                f"If-Match says version {if_match} but the body says version {edit.version}; send one", field="If-Match"
+            )
         expected = edit.version if edit.version is not None else if_match
         embedder = self.writes.embedder()  # 503 while starting
 
@@ -142,22 +176,63 @@ class Curator:
     def delete(self, example_id: str, actor: str) -> None:
         self.writes.commit(lambda: self.bank.delete(example_id, actor), lambda _: [example_id])
 
-    def label(self, example_id: str, label: LabelCreate, actor: str) -> LabelResult:
+    def label(
+        self, example_id: str, label: LabelCreate, actor: str, *, recorded_by: str | None = None,
+        override_lease: bool = False,
+    ) -> LabelResult:  # fmt: skip
+        """Store a label (label.annotator set); an item leased to someone else is refused unless override_lease."""
         label = with_first_wrong_step(label)
         stored, example = self.writes.commit(
-            lambda: self.bank.add_label(example_id, label, check=check_label, policy=self.policy.decide, actor=actor),
+            lambda: self.bank.add_label(
+                example_id, label, check=check_label, policy=self.policy.decide, actor=actor,
+                recorded_by=recorded_by, override_lease=override_lease,
+            ),
             lambda _: [example_id],
-        )
-        self.bank.release_lease(example_id, label.annotator)
+        )  # fmt: skip
+        self.bank.release_lease(example_id, stored.annotator)
         return LabelResult(label=stored, example=example)
 
+    def withdraw_label(self, example_id: str, label_id: str, owner: str | None, actor: str) -> Example:
+        """Take a label back (owner: only theirs; None for an admin); status and quality are recomputed."""
+        return self.writes.commit(
+            lambda: self.bank.withdraw_label(example_id, label_id, owner=owner, policy=self.policy.decide, actor=actor),
+            lambda _: [example_id],
+        )
+
     def import_records(self, records: Sequence[ExampleImport], actor: str) -> list[str]:
-        """Upsert exported/imported records, embed what needs it, and make them selectable."""
+        """Restore exported records exactly (ids, labels, dates, status, quality); the ids stored."""
+        return self.restore(records, actor).ids
+
+    def restore(self, records: Sequence[ExampleImport], actor: str) -> ImportCounts:
+        """Upsert exported records as they are (admins only), embed what needs it, and make them selectable."""
         embedder = self.writes.embedder()  # 503 while starting
-        ids = self.bank.upsert(records, actor=actor).ids
+        counts = self.bank.upsert(records, actor=actor)
         embed_missing(self.bank, embedder)  # the slow part, outside the write lock
-        self.writes.refresh(ids)
-        return ids
+        self.writes.refresh(counts.ids)
+        return counts
+
+    def import_curated(self, records: Sequence[ExampleImport], actor: str) -> ImportCounts:
+        """Import lines under the rules of the API (see SqlBank.import_curated), duplicates included: a new
+        line that duplicates a stored example or an earlier line (exact or semantic) is refused."""
+        embedder = self.writes.embedder()  # 503 while starting
+        fresh = self.bank.unmatched(records)
+        vectors = embedder.embed([records[n].input for n in fresh]) if fresh else None  # outside the lock
+        refused: dict[int, str] = {}
+        embedded: dict[int, np.ndarray] = {}
+        with self.writes.lock:
+            if vectors is not None:
+                for found in self.find_duplicates([records[n] for n in fresh], vectors):
+                    of = found.duplicate_of
+                    if of.startswith("batch:"):
+                        of = "an earlier line of this upload"
+                    refused[fresh[found.position]] = f"input: duplicate of {of} ({found.kind}, {found.similarity:.3f})"
+                embedded = {n: vectors[i] for i, n in enumerate(fresh)}
+            items = [(n, r, embedded.get(n)) for n, r in enumerate(records) if n not in refused]
+            counts = self.bank.import_curated(items, embedder.model_id, actor)
+            counts.failed = sorted(counts.failed + list(refused.items()))
+        embed_missing(self.bank, embedder)  # inputs an update changed
+        self.writes.refresh(counts.ids)
+        return counts
 
     # -- review ---------------------------------------------------------------------------------
     def review_next(self, annotator: str, blind: bool, skip: Sequence[str] = ()) -> ReviewItem | None:
@@ -165,8 +240,15 @@ class Curator:
         if leased is None:
             return None
         example, reason, expires = leased
-        others = None if blind else [lab for lab in self.bank.labels_of(example.id) if lab.annotator != annotator]
+        if blind:
+            return ReviewItem(example=answer_key_hidden(example), reason=reason, labels=None, lease_expires_at=expires)
+        labels = self.bank.labels_of(example.id)
+        others = [lab for lab in labels if lab.annotator != annotator and lab.withdrawn_at is None]
         return ReviewItem(example=example, reason=reason, labels=others, lease_expires_at=expires)
+
+    def release(self, example_id: str, annotator: str | None) -> None:
+        """Give up the review lease on an example (annotator: only theirs; None for an admin)."""
+        self.bank.give_up_lease(example_id, annotator)
 
     # -- preferences ----------------------------------------------------------------------------
     def add_preference(self, pair: PreferenceCreate) -> Preference:
@@ -176,8 +258,13 @@ class Curator:
         return self.bank.add_preference_label(preference_id, label)
 
     def preference_jsonl(self) -> Iterator[str]:
-        """{prompt, chosen, rejected} per label that prefers one response (ties and both_bad carry no pair)."""
-        for pair, label in self.bank.iter_preference_labels():
+        """{prompt, chosen, rejected} per annotator's latest label on a pair, when it prefers one response
+        (ties and both_bad carry no pair; a changed mind replaces the earlier choice, never contradicts it)."""
+        latest: dict[tuple[str, str], tuple[dict[str, Any], PreferenceLabel]] = {}
+        for pair, label in self.bank.iter_preference_labels():  # oldest first
+            latest.pop((label.preference_id, label.annotator), None)  # re-inserted: ordered by latest choice
+            latest[(label.preference_id, label.annotator)] = (pair, label)
+        for pair, label in latest.values():
             if label.choice in ("a", "b"):
                 chosen, rejected = (pair["a"], pair["b"]) if label.choice == "a" else (pair["b"], pair["a"])
                 record = {"prompt": pair["prompt"], "chosen": chosen, "rejected": rejected,
@@ -217,10 +304,5 @@ class Curator:
         return self.bank.labels_of(example_id)
 
     # -- the workbench's queue moves (issue 18) ---------------------------------------------------
-    def release(self, example_id: str, annotator: str | None) -> None:
-        """Give a leased item back to the queue (annotator None: whoever holds it, for admins)."""
-        self.bank.get(example_id)  # 404 for an unknown id rather than a silent no-op
-        self.bank.release_lease(example_id, annotator)
-
     def next_preference(self, annotator: str, skip: Sequence[str] = ()) -> Preference | None:
         return self.bank.next_preference(annotator, skip)

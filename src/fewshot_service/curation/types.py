@@ -151,13 +151,16 @@ class Preference(PreferenceCreate):
 class PreferenceLabelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    annotator: Annotator
+    annotator: Annotator | None = Field(
+        None, description="Who chooses; with API keys on, the key's name (another name needs an admin key)."
+    )
     choice: Choice
     shown_first: Literal["a", "b"] = Field(description="Which response the annotator was shown first.")
     rationale: str | None = Field(None, max_length=4000)
 
 
 class PreferenceLabel(PreferenceLabelCreate):
+    annotator: Annotator
     id: str
     preference_id: str
     created_at: datetime

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from ...auth import annotating
 from ...curation.importer import describe
 from ...curation.types import (
     MAX_BATCH,
@@ -24,10 +25,10 @@ from ...curation.types import (
     LabelResult,
     OnDuplicate,
 )
-from ...errors import ImportFileError, InvalidInput, PayloadTooLarge
+from ...errors import Forbidden, ImportFileError, InvalidInput, PayloadTooLarge
 from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
 from ..deps import Actor, CuratorDep
-from ..middleware.security import require
+from ..middleware.security import CurrentPrincipal, require
 from ..responses import PROTECTED, WITH_BODY, errors, inline_schema
 
 router = APIRouter(tags=["curation"], dependencies=[require("curator")], responses=PROTECTED)
@@ -36,10 +37,12 @@ IMPORT_BATCH = 200
 IMPORT_BODY = {
     "type": "array",
     "items": inline_schema(ExampleImport),
-    "description": "JSON Lines: one Example a line, as exported (id, status, quality, timestamps, labels optional).",
+    "description": "JSON Lines: one Example a line, as exported (id, status, quality, timestamps, labels optional; "
+    "outside mode=restore the server sets ids, dates, status and quality and refuses labels).",
 }
 # One exported example, labels included, is far below this; a longer "line" is refused, not held in memory.
 MAX_LINE_BYTES = 16 * 1_048_576
+ImportMode = Literal["curate", "restore"]
 ExampleId = Annotated[str, Path(max_length=64, description="The example's id.")]
 
 
@@ -85,12 +88,42 @@ def export_examples(query: Annotated[ExampleQuery, Query()], curator: CuratorDep
     openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": IMPORT_BODY}}}},
     responses=errors(409),
 )
-async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -> dict[str, Any]:
-    """Upload JSONL (one Example per line, as exported); streamed, bad lines reported by number, the rest kept.
-    An upload none of whose lines is an example is refused (422, the bad lines listed)."""
-    report: dict[str, Any] = {"imported": 0, "errors": []}
-    batch: list[ExampleImport] = []
+async def import_examples(
+    request: Request,
+    curator: CuratorDep,
+    actor: Actor,
+    principal: CurrentPrincipal,
+    mode: Annotated[
+        ImportMode,
+        Query(description="curate: the curator rules of POST /v1/examples; restore (admin): the export exactly"),
+    ] = "curate",
+) -> dict[str, Any]:
+    """Upload JSONL (one Example per line); streamed, bad lines reported by number, the rest kept. An upload
+    none of whose lines is an example is refused (422, the bad lines listed).
+
+    mode=curate (the default) applies the rules of the API: ids, dates and label authorship are the
+    server's; a new example is pending with no quality until labelled; a line for a stored example (by
+    external_id, then id) changes only the fields it gives, and only at its `version` when it gives one;
+    duplicates (exact and semantic) and lines with labels are refused. mode=restore (admin keys only)
+    reproduces an export exactly: ids, labels, dates, status and quality."""
+    if mode == "restore" and not principal.may("admin"):
+        raise Forbidden(
+            f"mode=restore needs the admin role; the key {principal.name!r} is {principal.role}", field="mode"
+        )
+    run = curator.restore if mode == "restore" else curator.import_curated
+    report: dict[str, Any] = {"mode": mode, "imported": 0, "created": 0, "updated": 0, "unchanged": 0,
+                              "errors": [], "notices": []}  # fmt: skip
+    batch: list[tuple[int, ExampleImport]] = []
     number = readable = 0
+
+    async def store() -> None:
+        counts = await run_in_threadpool(run, [record for _, record in batch], actor)
+        report["imported"] += len(counts.ids)
+        for name in ("created", "updated", "unchanged"):
+            report[name] += getattr(counts, name)
+        report["errors"] += [{"line": batch[n][0], "message": why} for n, why in counts.failed]
+        report["notices"] += [{"line": batch[n][0], "message": what} for n, what in counts.notes]
+
     async for line in _lines(request, MAX_LINE_BYTES):
         number += 1
         if line is None:
@@ -99,16 +132,18 @@ async def import_examples(request: Request, curator: CuratorDep, actor: Actor) -
         if not line.strip():
             continue
         try:
-            batch.append(ExampleImport.model_validate_json(line))
+            batch.append((number, ExampleImport.model_validate_json(line)))
         except ValidationError as exc:
             report["errors"].append({"line": number, "message": describe(exc)})
             continue
         readable += 1
         if len(batch) >= IMPORT_BATCH:
-            report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+            await store()
             batch = []
     if batch:
-        report["imported"] += len(await run_in_threadpool(curator.import_records, batch, actor))
+        await store()
+    report["errors"].sort(key=lambda error: error["line"])
+    report["notices"].sort(key=lambda notice: notice["line"])
     if report["errors"] and not readable:
         errors = [(e["line"], e["message"]) for e in report["errors"]]
         raise ImportFileError(f"no line of the upload is an example ({len(errors)} bad)", line_errors=errors)
@@ -134,8 +169,8 @@ async def _lines(request: Request, longest: int) -> AsyncIterator[bytes | None]:
 
 
 def _version_from(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
+    if if_match is None or if_match.strip() == "*":
+        return None  # RFC 9110: "*" matches any current representation
     found = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', if_match)
     if not found:
         raise InvalidInput('If-Match must carry the example version, e.g. "3"', field="If-Match")
@@ -165,9 +200,9 @@ def edit_example(
         str | None,
         Header(
             max_length=100,
-            description='The version edited, e.g. "3" (or send "version")',
+            description='The version edited, e.g. "3" (or send "version"); "*" for any version',
             # A header is never null on the wire: "type" keeps the schema's null member (from the default) out.
-            json_schema_extra={"type": "string", "pattern": r'^\s*(?:W/)?"?\d+"?\s*$'},
+            json_schema_extra={"type": "string", "pattern": r'^\s*(?:\*|(?:W/)?"?\d+"?)\s*$'},
         ),
     ] = None,
 ) -> Example:
@@ -207,9 +242,38 @@ def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryE
     response_model=LabelResult,
     responses={**WITH_BODY, **errors(404, 409)},
 )
-def label_example(example_id: ExampleId, label: LabelCreate, curator: CuratorDep, actor: Actor) -> LabelResult:
-    """A curator's quality label; the example's status and quality follow from its labels (see README)."""
-    return curator.label(example_id, label, actor if actor != "anonymous" else label.annotator)
+def label_example(
+    example_id: ExampleId, label: LabelCreate, curator: CuratorDep, actor: Actor, principal: CurrentPrincipal
+) -> LabelResult:
+    """A curator's quality label; the example's status and quality follow from its labels (see README).
+    With API keys on the annotator is the key's name: another name is 403 unless the key is admin (then
+    recorded_by names the admin). An item leased to another annotator is 409 unless the key is admin."""
+    who = annotating(principal, label.annotator)
+    label = label.model_copy(update={"annotator": who.annotator})
+    return curator.label(
+        example_id, label, actor if actor != "anonymous" else who.annotator, recorded_by=who.recorded_by,
+        override_lease=who.admin,
+    )  # fmt: skip
+
+
+@router.delete(
+    "/v1/examples/{example_id}/labels/{label_id}",
+    operation_id="withdraw_label",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(404, 409),
+)
+def withdraw_label(
+    example_id: ExampleId,
+    label_id: Annotated[str, Path(max_length=64, description="The label's id.")],
+    curator: CuratorDep,
+    actor: Actor,
+    principal: CurrentPrincipal,
+) -> Response:
+    """Undo a label: it stays in the history, marked withdrawn, and the example's status and quality are
+    recomputed without it. Only the label's annotator (or an admin) may; anyone else's label is 404."""
+    owner = principal.name if principal.authenticated and principal.role != "admin" else None
+    curator.withdraw_label(example_id, label_id, owner, actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

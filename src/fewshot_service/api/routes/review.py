@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 
+from ...auth import annotating
 from ...curation.types import (
     Preference,
     PreferenceCreate,
@@ -21,6 +22,7 @@ from ..middleware.security import CurrentPrincipal, require
 from ..responses import PROTECTED, WITH_BODY, errors
 
 SkipId = Annotated[str, StringConstraints(max_length=64)]
+ExampleKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 router = APIRouter(tags=["review"], dependencies=[require("curator")], responses=PROTECTED)
 
 
@@ -44,10 +46,15 @@ def add_preference(pair: PreferenceCreate, curator: CuratorDep) -> Preference:
     responses={**WITH_BODY, **errors(404)},
 )
 def label_preference(
-    preference_id: Annotated[str, Path(max_length=64)], label: PreferenceLabelCreate, curator: CuratorDep
+    preference_id: Annotated[str, Path(max_length=64)],
+    label: PreferenceLabelCreate,
+    curator: CuratorDep,
+    principal: CurrentPrincipal,
 ) -> PreferenceLabel:
-    """An annotator's choice, with the response shown first (position bias is measured from it)."""
-    return curator.label_preference(preference_id, label)
+    """An annotator's choice, with the response shown first (position bias is measured from it).
+    With API keys on the annotator is the key's name (another name needs an admin key)."""
+    who = annotating(principal, label.annotator)
+    return curator.label_preference(preference_id, label.model_copy(update={"annotator": who.annotator}))
 
 
 @router.get("/v1/preferences/export", operation_id="export_preferences", response_class=StreamingResponse,
@@ -64,13 +71,19 @@ def export_preferences(curator: CuratorDep) -> StreamingResponse:
     responses={204: {"description": "Nothing to review"}},
 )
 def review_next(
-    annotator: Annotated[Annotator, Query()],
     curator: CuratorDep,
-    blind: Annotated[bool, Query(description="Hide other annotators' labels")] = False,
-    skip: Annotated[list[SkipId] | None, Query(max_length=500, description="Items passed over: not offered")] = None,
+    principal: CurrentPrincipal,
+    annotator: Annotated[
+        Annotator | None, Query(description="Required with API keys off; with keys on, the key's name.")
+    ] = None,
+    blind: Annotated[bool, Query(description="Hide other annotators' labels, gold answers and quality")] = False,
+    skip: Annotated[
+        list[ExampleKey] | None, Query(max_length=1000, description="Ids this annotator skipped: never offered.")
+    ] = None,
 ) -> ReviewItem | Response:
-    """The next item this annotator should label, leased to them for a while."""
-    item = curator.review_next(annotator, blind, skip or [])
+    """The next item this annotator should label, leased to them for a while; skipped ids are not offered."""
+    who = annotating(principal, annotator)
+    item = curator.review_next(who.annotator, blind, skip or [])
     return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -78,14 +91,23 @@ def review_next(
     "/v1/review/{example_id}/release",
     operation_id="release_review_item",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(404),
+    responses=errors(404, 409),
 )
 def release_review_item(
-    example_id: Annotated[str, Path(max_length=64)], curator: CuratorDep, actor: Actor, principal: CurrentPrincipal
+    example_id: Annotated[ExampleKey, Path(description="The leased example's id.")],
+    curator: CuratorDep,
+    principal: CurrentPrincipal,
+    actor: Actor,
+    annotator: Annotated[
+        Annotator | None,
+        Query(description="With API keys off, whose lease (else X-Fewshot-Actor); with keys on, the key's name."),
+    ] = None,
 ) -> Response:
-    """Skip: hand a leased item back to the queue at once, for another annotator. The lease holder's own
-    lease (the key's name, or X-Fewshot-Actor without keys); an admin releases anyone's."""
-    curator.release(example_id, None if principal.may("admin") else actor)
+    """Give the item back to the queue before the lease runs out: the lease holder, or an admin key."""
+    if annotator is None and not principal.authenticated and actor != "anonymous":
+        annotator = actor
+    who = annotating(principal, annotator)
+    curator.release(example_id, None if who.admin else who.annotator)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -96,10 +118,14 @@ def release_review_item(
     responses={204: {"description": "Nothing to compare"}},
 )
 def next_preference(
-    annotator: Annotated[Annotator, Query()],
     curator: CuratorDep,
+    principal: CurrentPrincipal,
+    annotator: Annotated[
+        Annotator | None, Query(description="Required with API keys off; with keys on, the key's name.")
+    ] = None,
     skip: Annotated[list[SkipId] | None, Query(max_length=500, description="Pairs passed over: not offered")] = None,
 ) -> Preference | Response:
     """The oldest preference pair this annotator has not labelled yet."""
-    pair = curator.next_preference(annotator, skip or [])
+    who = annotating(principal, annotator)
+    pair = curator.next_preference(who.annotator, skip or [])
     return pair if pair is not None else Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -128,6 +128,16 @@ class Label(LabelCreate):
     withdrawn_by: str | None = None
 
 
+class ExampleUtility(BaseModel):
+    """What reported outcomes say of an example's current version (issue 20); service-owned."""
+
+    value: float = Field(description="Change in the outcome (0..1) when the example is in the prompt.")
+    low: float = Field(description="Lower end of the interval the selector and the review queue trust.")
+    high: float
+    served: int = Field(description="Times this version was served among the kept selections.")
+    outcomes: int = Field(description="Of those, how many have feedback.")
+
+
 class ExampleImport(ExampleFields):
     """One line of a JSONL import: an Example as exported, with the service-owned fields optional."""
 
@@ -139,6 +149,7 @@ class ExampleImport(ExampleFields):
     updated_at: datetime | None = None
     version: int | None = Field(None, ge=1)
     labels: list[Label] = Field(default_factory=list, max_length=10_000)
+    utility: ExampleUtility | None = Field(None, description="As exported; ignored (evidence stays in its bank).")
 
 
 class _Identified(BaseModel):
@@ -155,6 +166,7 @@ class Example(ExampleFields, _Identified):  # _Identified last in the bases so `
     created_at: datetime
     updated_at: datetime
     version: int
+    utility: ExampleUtility | None = None
 
 
 class SelectFilters(BaseModel):
@@ -182,11 +194,12 @@ class SelectFilters(BaseModel):
     difficulty_max: int | None = Field(None, ge=1, le=5)
     sources: list[Source] | None = Field(None, max_length=10)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
-    min_quality: float | None = Field(None, ge=0, le=5)
+    min_quality: float | None = Field(None, ge=0, le=5, strict=True)
     min_predicted_quality: float | None = Field(
         None,
         ge=0,
         le=1,
+        strict=True,
         description="Only examples the quality model scored at least this P(good); unscored ones are excluded.",
     )
     statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1, max_length=10)
@@ -220,12 +233,17 @@ class SelectRequest(BaseModel):
         description="stratified | mmr | dpp | coverage | hybrid | knn | random; default the service's.",
         json_schema_extra={"enum": [*STRATEGY_NAMES, None]},
     )
-    diversity: float | None = Field(None, ge=0.0, le=1.0, description="0 is pure relevance.")
+    # strict: JSON true/false is not a number here (integers still are).
+    diversity: float | None = Field(None, ge=0.0, le=1.0, strict=True, description="0 is pure relevance.")
     filters: SelectFilters = Field(default_factory=SelectFilters)
     exclude_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=1000)
     order: Order = "most_similar_last"
     topic_preference: float | None = Field(
-        None, ge=0.0, le=1.0, description="How strongly to prefer the topic estimated from the prompt's neighbours."
+        None,
+        ge=0.0,
+        le=1.0,
+        strict=True,
+        description="How strongly to prefer the topic estimated from the prompt's neighbours.",
     )
     difficulty_target: int | None = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
     difficulty: Literal["match"] | None = Field(
@@ -247,6 +265,14 @@ class SelectRequest(BaseModel):
     )
     include_steps: bool = Field(True, description="Fold the steps into the answer (messages and text formats).")
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seed for the random strategy.")
+    utility_weight: float | None = Field(
+        None,
+        ge=0.0,
+        le=5.0,
+        strict=True,
+        description="How strongly measured utility (from feedback) moves examples whose interval excludes 0; "
+        "0 ignores it; default the service's.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -320,6 +346,9 @@ class SelectResponse(BaseModel):
     tokens: int | None = Field(None, description="Tokens of the chosen examples, when a budget was given.")
     messages: list[ChatMessage] | None = Field(None, description="format=messages: user/assistant pairs.")
     text: str | None = Field(None, description="format=text: the examples rendered with the template.")
+    selection_id: str | None = Field(
+        None, description="Send it to POST /v1/feedback with the outcome; null when the selection was not recorded."
+    )
 
 
 @dataclass(frozen=True)

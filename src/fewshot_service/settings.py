@@ -201,7 +201,21 @@ class Settings(BaseSettings):
     )
     queue_timeout_seconds: float = Field(1.0, ge=0, le=60, description="How long a request waits for a free slot.")
     log_format: Literal["json", "text"] = Field("json", description="Log lines of `fewshot serve`: JSON or text.")
-    log_prompts: bool = Field(False, description="Log the prompt of each /v1/select (off: prompts never reach logs).")
+    log_prompts: bool = Field(
+        False, description="Log the prompt of each /v1/select, and keep it with the selection record (off: a hash)."
+    )
+    # Closing the loop (issue 20): selections recorded, feedback, per-example utility.
+    selection_retention_days: float = Field(30, gt=0, description="Selections (and their feedback) kept this long.")
+    selection_queue_size: int = Field(
+        10_000, ge=1, description="Selections waiting to be written; when full, new ones are dropped (and counted)."
+    )
+    feedback_wait_seconds: float = Field(
+        1.0, ge=0, le=30, description="How long feedback waits for a selection another replica has not written yet."
+    )
+    utility_refresh_seconds: float = Field(60, gt=0, description="How often utility is re-estimated from feedback.")
+    default_utility_weight: float = Field(
+        1.0, ge=0, le=5, description="utility_weight when a request names none (0: feedback never moves picks)."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -149,6 +149,11 @@ MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
         "admin", 201, None, lambda f: ("/v1/admin/keys", {"json": {"name": "new-app", "role": "reader"}}),
     ),
     ("GET", "/v1/admin/keys"): ("admin", 200, None, lambda f: ("/v1/admin/keys", {})),
+    # An unknown selection: answers past authorization (a real one is refused to every key but its own).
+    ("POST", "/v1/feedback"): (
+        "reader", 404, "not_found",
+        lambda f: ("/v1/feedback", {"json": {"selection_id": "never-made", "outcome": "success"}}),
+    ),
     ("DELETE", "/v1/admin/keys/{key_id}"): ("admin", 204, None, lambda f: (f"/v1/admin/keys/{f.db_key()}", {})),
 }  # fmt: skip
 CALLERS = ("no key", "wrong key", "reader", "curator", "admin")

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from fewshot_service.serving.lifecycle import FewshotService
 
 from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
 from fewshot_service.embedding import SentenceTransformerEmbedder
 from fewshot_service.index import IndexStore
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..helpers import write_jsonl

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from fewshot_service.serving.lifecycle import FewshotService
 
 from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
 from fewshot_service.embedding import Embedder, SentenceTransformerEmbedder
 from fewshot_service.index import IndexStore
+from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
 from ..servers import live_server

@@ -20,6 +20,8 @@ from ..curation.seeding import seed_inputs
 from ..curation.service import Curator
 from ..embedding import Embedder, load_embedder
 from ..errors import BankUnavailable, FewshotError
+from ..feedback.recorder import SelectionRecorder
+from ..feedback.service import FeedbackService
 from ..index import IndexStore
 from ..quality.service import QualityService
 from ..serving.follower import ChangeFollower
@@ -34,7 +36,7 @@ from .middleware.observe import Observe
 from .middleware.ratelimit import RateLimiter
 from .openapi import TAGS, explicit_operation_id, install_openapi
 from .query import single_valued_query
-from .routes import admin, examples, expand, health, keys, me, review, select
+from .routes import admin, examples, expand, feedback, health, keys, me, review, select
 from .routes import metrics as metrics_routes
 from .routes import quality as quality_routes
 from .routes import stats as stats_routes
@@ -101,6 +103,10 @@ def create_app(
     follower = ChangeFollower(service, settings.sync_poll_seconds)
     # /readyz reports the bank's state from this prober's last answer; writes fail fast while it is down.
     prober = BankProber(service.bank, settings.bank_check_seconds)
+    # Selections recorded off the request thread; outcomes turned into per-example utility (issue 20).
+    feedback_service = FeedbackService(
+        service.bank, service.utilities, SelectionRecorder(service.bank, settings), settings, lambda: service.ready
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -111,11 +117,13 @@ def create_app(
         elif start == "now":
             service.start()
         follower.start()
+        feedback_service.start()
         try:
             yield
         finally:
             await asyncio.to_thread(follower.stop)
             await asyncio.to_thread(prober.stop)
+            await asyncio.to_thread(feedback_service.stop)
 
     app = FastAPI(
         title="fewshot-service",
@@ -128,6 +136,7 @@ def create_app(
     )
     app.state.service = service
     app.state.follower = follower
+    app.state.feedback = feedback_service
     app.state.curator = Curator(service)
     # LLM expansion drops generated examples the trained quality model scores low (none while untrained).
     app.state.predict_quality = QualityService(service, app.state.curator).scorer()
@@ -163,6 +172,7 @@ def create_app(
     app.include_router(quality_routes.router)
     app.include_router(keys.router)
     app.include_router(metrics_routes.router)
+    app.include_router(feedback.router)
     app.include_router(me.router)
     app.include_router(ui_router)  # the curator workbench at /ui
     install_openapi(app)

@@ -18,6 +18,10 @@ from ..errors import error_codes
 TAGS: list[dict[str, str]] = [
     {"name": "select", "description": "Few-shot examples for a prompt: relevant, diverse, filtered (reader role)."},
     {"name": "curation", "description": "Add, edit, label, list, export and import the examples (curator role)."},
+    {
+        "name": "feedback",
+        "description": "Report how a selection's answer turned out; outcomes become utility (reader role).",
+    },
     {"name": "review", "description": "The review queue and pairwise preference labels (curator role)."},
     {"name": "monitoring", "description": "The bank's shape, label agreement and charts (curator role)."},
     {"name": "quality model", "description": "Train and apply the learnt quality model (admin role)."},

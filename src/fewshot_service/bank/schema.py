@@ -148,3 +148,41 @@ api_keys = Table(
     # Written at most once a minute per key and process, off the request path.
     Column("last_used_at", DateTime(timezone=True), nullable=True),
 )
+
+# Issue 20: what /v1/select served (kept selection_retention_days), and what the application reported back.
+selections = Table(
+    "selections",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_name", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("strategy", String(32), nullable=False),
+    # sha256 of the normalised prompt groups repeats; the text itself only when log_prompts is on.
+    Column("prompt_hash", String(64), nullable=False),
+    Column("prompt", Text, nullable=True),
+    Column("index_version", String(64), nullable=False),
+    # The prompt's neighbourhood as the selector estimated it, independent of which examples were served.
+    Column("estimated_topic", String(100), nullable=True),
+    Column("difficulty_target", Float, nullable=True),
+)
+
+# No foreign keys to selections: pruning deletes items and feedback first, and a feedback row whose selection
+# was pruned under it is never read (reads join selections).
+selection_items = Table(
+    "selection_items",
+    metadata,
+    Column("selection_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("example_id", String(64), nullable=False, index=True),
+    Column("example_version", Integer, nullable=False),
+)
+
+# One row per selection: a later report replaces the earlier one (the latest feedback counts).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("selection_id", String(64), primary_key=True),
+    Column("outcome", Float, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

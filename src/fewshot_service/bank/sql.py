@@ -16,6 +16,7 @@ from ..curation.types import ExampleQuery
 from ..errors import Conflict, FewshotError, ImportFileError, InvalidInput
 from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, IndexRow, Status
 from .base import input_hash, now, row_to_example
+from .feedback_sql import FeedbackStore
 from .keys_sql import KeyStore
 from .labels_sql import LabelStore
 from .migrate import ensure_current
@@ -108,7 +109,7 @@ class ExactDuplicates(Conflict):
         self.clashes = clashes
 
 
-class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore):
+class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, FeedbackStore):
     """ExampleBank over a SQLAlchemy engine."""
 
     # -- schema and counters ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..models import (
     LabelCreate,
     SelectFilters,
 )
+from ..selection.utility import public_utility
 from ..serving.lifecycle import FewshotService
 from ..serving.rebuild import embed_missing
 from .labels import LabelPolicy, check_label, with_first_wrong_step
@@ -236,15 +238,35 @@ class Curator:
 
     # -- review ---------------------------------------------------------------------------------
     def review_next(self, annotator: str, blind: bool, skip: Sequence[str] = ()) -> ReviewItem | None:
-        leased = self.bank.lease_next(annotator, self.service.settings.review_lease_seconds, skip)
+        flagged = self._lease_flagged(annotator, skip)
+        leased = flagged or self.bank.lease_next(annotator, self.service.settings.review_lease_seconds, skip)
         if leased is None:
             return None
         example, reason, expires = leased
+        detail = self._utility_reason(example) if flagged else None
         if blind:
-            return ReviewItem(example=answer_key_hidden(example), reason=reason, labels=None, lease_expires_at=expires)
+            return ReviewItem(
+                example=answer_key_hidden(example), reason=reason, labels=None, lease_expires_at=expires, detail=detail
+            )
         labels = self.bank.labels_of(example.id)
         others = [lab for lab in labels if lab.annotator != annotator and lab.withdrawn_at is None]
-        return ReviewItem(example=example, reason=reason, labels=others, lease_expires_at=expires)
+        return ReviewItem(example=example, reason=reason, labels=others, lease_expires_at=expires, detail=detail)
+
+    def _lease_flagged(self, annotator: str, skip: Sequence[str] = ()) -> tuple[Example, str, datetime] | None:
+        """An example whose measured utility is confidently negative and that no one labelled since (issue 20)."""
+        board = self.service.utilities
+        passed = set(skip)
+        flagged = [
+            (i, board.version_of(i), u.since or datetime.min.replace(tzinfo=UTC))
+            for i, u in board.flagged()
+            if i not in passed
+        ]
+        leased = self.bank.lease_flagged(annotator, flagged, self.service.settings.review_lease_seconds)
+        return None if leased is None else (leased[0], "negative_utility", leased[1])
+
+    def _utility_reason(self, example: Example) -> str | None:
+        utility = self.service.utilities.of(example.id, example.version)
+        return utility.reason() if utility is not None else None
 
     def release(self, example_id: str, annotator: str | None) -> None:
         """Give up the review lease on an example (annotator: only theirs; None for an admin)."""
@@ -285,7 +307,8 @@ class Curator:
     def _records(self, batch: list[Example]) -> Iterator[str]:
         labels = self.bank.labels_for([e.id for e in batch])
         for example in batch:
-            record = ExampleRecord(**example.__dict__, labels=labels[example.id])
+            utility = public_utility(self.service.utilities.of(example.id, example.version))
+            record = ExampleRecord(**{**example.__dict__, "utility": utility}, labels=labels[example.id])
             yield record.model_dump_json() + "\n"
 
     # -- reading, for the routes (they reach the bank only through the curator) -----------------

@@ -168,6 +168,7 @@ class PreferenceLabel(PreferenceLabelCreate):
 
 class ReviewItem(BaseModel):
     example: Example
-    reason: Literal["pending_llm", "pending", "disagreement"]
+    reason: Literal["pending_llm", "pending", "disagreement", "negative_utility"]
     labels: list[Label] | None = Field(description="Other annotators' labels; null in blind mode.")
     lease_expires_at: datetime
+    detail: str | None = Field(None, description="negative_utility: what the outcomes say, in a sentence.")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ..bank import SqlBank
 from ..bank.stats_sql import CellCount
+from ..feedback.types import UtilityStats
 from ..settings import Settings
 from .agreement import AgreementReport, agreement_report
 
@@ -89,6 +90,7 @@ class StatsReport(BaseModel):
     labels_total: int
     label_throughput: list[DayThroughput]
     balance: dict[str, Balance] = Field(description='"approved" (what is served) and "all" live examples.')
+    utility: UtilityStats | None = Field(None, description="What reported outcomes say of the examples (feedback).")
 
 
 # -- pure parts ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from ..embedding.batching import MicroBatcher
 from ..errors import FewshotError, IndexStoreError, NotReady
 from ..index import IndexManifest, IndexStore, VectorIndex
 from ..models import SelectRequest, SelectResponse
+from ..selection.utility import UtilityBoard
 from ..settings import Settings
 from .example_cache import ExampleCache
 from .rebuild import build_version, embed_missing, index_options
@@ -61,7 +62,9 @@ class FewshotService:
         self.phase = "not started"
         self.failure: str | None = None
         self.start_report: StartReport | None = None
-        self.selector = Selector(settings, bank, self.examples, self.served, lambda: self.embedder)
+        # Per-example utility from reported outcomes (feedback/), refreshed by the feedback service.
+        self.utilities = UtilityBoard()
+        self.selector = Selector(settings, bank, self.examples, self.served, lambda: self.embedder, self.utilities)
         # The bank revision the served index reflects: every change up to it is in the index (changes made
         # through this process may be in it before that). Moved by index swaps and catch_up().
         self.applied_revision = 0

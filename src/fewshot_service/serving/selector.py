@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from ..selection import (
     arrange,
     neighbour_vote,
 )
+from ..selection.utility import UtilityBoard, adjust_scores, explain_move
 from ..settings import Settings
 from .example_cache import ExampleCache
 from .rendering import as_messages, as_text, cost_text
@@ -41,9 +43,12 @@ class Selector:
         examples: ExampleCache,
         served: Callable[[], Served],
         embedder: Callable[[], Embedder],
+        utilities: UtilityBoard,
     ) -> None:
-        """served raises NotReady until the service is ready; embedder is the model loaded at start."""
+        """served raises NotReady until the service is ready; embedder is the model loaded at start; utilities,
+        the examples' measured utility from reported outcomes (feedback/)."""
         self.settings = settings
+        self.utilities = utilities
         self.bank = bank
         self.examples = examples
         self._served = served
@@ -65,11 +70,13 @@ class Selector:
         )
         count_tokens = self._token_counter(request.tokenizer) if request.max_tokens else None
         rng = np.random.default_rng(request.seed)
+        utility_weight = settings.default_utility_weight if request.utility_weight is None else request.utility_weight
+        utility_weight = utility_weight if self.utilities.active else 0.0
 
         query = self._prompt_vector(request.prompt)
         pool = served.index.pool(
             query,
-            self._pool_size(strategy, request, topic_weight),
+            self._pool_size(strategy, request, topic_weight, utility_weight),
             request.filters,
             request.exclude_ids,
             below=settings.leakage_threshold,  # the leakage guard: a near copy of the prompt would leak its answer
@@ -88,6 +95,9 @@ class Selector:
             neighbours=settings.preference_neighbours,
             vote=vote,
         )
+        utility = self.utilities.for_pool(pool.ids, pool.revisions.tolist()) if utility_weight > 0 else None
+        if utility is not None:
+            score, utility = adjust_scores(score, utility, utility_weight)
         # The pool's texts are read only when the strategy reads them or a budget counts them.
         pool_examples = self._examples(pool.ids, pool.revisions) if strategy.needs_texts or count_tokens else None
         in_pool = _in_order(pool, pool_examples) if pool_examples is not None else []
@@ -114,6 +124,8 @@ class Selector:
             neighbours=settings.preference_neighbours,
         )
         picks = strategy.pick(candidates, params)
+        if utility is not None:
+            picks = [replace(p, reason=explain_move(p.reason, float(utility[p.position]))) for p in picks]
         picks = arrange(picks, request.order, {p.position: float(pool.difficulties[p.position]) for p in picks})
         if pool_examples is None:
             positions = np.array([p.position for p in picks], dtype=np.int64)
@@ -143,12 +155,13 @@ class Selector:
             raise InvalidInput(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}", field="strategy")
         return strategy
 
-    def _pool_size(self, strategy: Strategy, request: SelectRequest, topic_weight: float) -> int:
+    def _pool_size(self, strategy: Strategy, request: SelectRequest, topic_weight: float, utility_weight: float) -> int:
         """How many candidates the strategy chooses among. Preferences and budgets re-rank: even knn then needs
         a pool to choose from, not just k."""
         factor = self.settings.candidate_factor
         size = strategy.candidates(request.k, factor)
         reranks = topic_weight > 0 or request.difficulty_target is not None or request.difficulty or request.max_tokens
+        reranks = reranks or utility_weight > 0
         return max(size, request.k * factor) if reranks else size
 
     def _embed_prompt(self, prompt: str) -> np.ndarray:

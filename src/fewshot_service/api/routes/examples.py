@@ -27,6 +27,7 @@ from ...curation.types import (
 )
 from ...errors import Forbidden, ImportFileError, InvalidInput, PayloadTooLarge
 from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
+from ...selection.utility import public_utility
 from ..deps import Actor, CuratorDep
 from ..middleware.security import CurrentPrincipal, require
 from ..responses import PROTECTED, WITH_BODY, errors, inline_schema
@@ -181,7 +182,8 @@ def _version_from(if_match: str | None) -> int | None:
 def get_example(example_id: ExampleId, curator: CuratorDep, response: Response) -> Example:
     example = curator.get(example_id)
     response.headers["ETag"] = f'"{example.version}"'
-    return example
+    utility = public_utility(curator.service.utilities.of(example.id, example.version))
+    return example.model_copy(update={"utility": utility}) if utility is not None else example
 
 
 @router.patch(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from ...errors import NotFound
 from ...models import Status
@@ -18,10 +18,12 @@ router = APIRouter(tags=["monitoring"], dependencies=[require("curator")], respo
 
 
 @router.get("/v1/stats", operation_id="get_stats", response_model=StatsReport)
-def stats(monitor: MonitorDep) -> StatsReport:
+def stats(monitor: MonitorDep, request: Request) -> StatsReport:
     """Counts by topic × difficulty × source × status, coverage gaps, near-duplicate clusters, label
-    throughput per day and balance (normalised entropies)."""
-    return monitor.stats()
+    throughput per day and balance (normalised entropies); utility from feedback, with the flagged examples."""
+    report = monitor.stats()
+    report.utility = request.app.state.feedback.stats()
+    return report
 
 
 @router.get("/v1/stats/agreement", operation_id="get_agreement", response_model=AgreementReport)

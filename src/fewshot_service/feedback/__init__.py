@@ -1,0 +1,1 @@
+"""Closing the loop (issue 20): selections recorded, outcomes reported, per-example utility."""

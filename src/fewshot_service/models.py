@@ -366,3 +366,66 @@ class IndexRow:
     predicted_quality: float | None = None
     # The bank revision of the row's last change: cached copies of the example are valid while it holds.
     revision: int = 0
+
+
+# Curation vocabulary the bank stores and returns (re-exported by curation.types).
+Choice = Literal["a", "b", "tie", "both_bad"]
+
+
+class ExampleQuery(BaseModel):
+    """Filters for listing and exporting examples (query parameters)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: list[Topic] | None = Field(None, max_length=100)
+    difficulty_min: int | None = Field(None, ge=1, le=5)
+    difficulty_max: int | None = Field(None, ge=1, le=5)
+    source: list[Literal["curated", "llm", "imported"]] | None = Field(None, max_length=10)
+    status: list[Status] | None = Field(None, max_length=10)
+    tag: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
+    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the input or output.")
+
+
+class HistoryEntry(BaseModel):
+    actor: str
+    action: str
+    changes: dict[str, Any]
+    revision: int
+    at: datetime
+
+
+class PreferenceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    response_a: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    response_b: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata_size(value)
+
+
+class Preference(PreferenceCreate):
+    id: str
+    created_at: datetime
+
+
+class PreferenceLabelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    annotator: Annotator | None = Field(
+        None, description="Who chooses; with API keys on, the key's name (another name needs an admin key)."
+    )
+    choice: Choice
+    shown_first: Literal["a", "b"] = Field(description="Which response the annotator was shown first.")
+    rationale: str | None = Field(None, max_length=4000)
+
+
+class PreferenceLabel(PreferenceLabelCreate):
+    annotator: Annotator
+    id: str
+    preference_id: str
+    created_at: datetime

@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 
 from fewshot_service.bank import SqlBank
-from fewshot_service.curation.seeding import load_seed_bank
 from fewshot_service.embedding import Embedder
 from fewshot_service.index import IndexStore
 from fewshot_service.serving.rebuild import build_version
+from fewshot_service.serving.seeding import load_seed_bank
 
 from ..helpers import SEED_DIR
 from ..servers import free_port

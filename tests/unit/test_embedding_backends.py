@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fewshot_service.curation.seeding import seed_inputs
 from fewshot_service.embedding import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
@@ -18,6 +17,7 @@ from fewshot_service.embedding import (
 )
 from fewshot_service.embedding.sentence_transformer import resolve_model
 from fewshot_service.errors import ConfigurationError, EmbeddingError
+from fewshot_service.serving.seeding import seed_inputs
 from fewshot_service.settings import PACKAGED_MODEL
 
 from ..helpers import SEED_DIR

@@ -16,7 +16,6 @@ from ..auth import Authenticator, is_loopback
 from ..bank import SqlBank
 from ..bank.guard import BankTimeouts
 from ..bank.health import BankProber
-from ..curation.seeding import seed_inputs
 from ..curation.service import Curator
 from ..embedding import Embedder, load_embedder
 from ..errors import BankUnavailable, FewshotError
@@ -26,6 +25,7 @@ from ..index import IndexStore
 from ..quality.service import QualityService
 from ..serving.follower import ChangeFollower
 from ..serving.lifecycle import FewshotService
+from ..serving.seeding import seed_inputs
 from ..settings import Settings
 from ..ui import router as ui_router
 from .errors import install_error_handlers

@@ -8,9 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ..curation.types import HistoryEntry
 from ..errors import Conflict, NotFound
-from ..models import Example, Label, LabelCreate
+from ..models import Example, HistoryEntry, Label, LabelCreate
 from .base import SqlBase, now, row_to_example, row_to_label, utc
 from .schema import audit, examples, labels, leases
 

@@ -9,9 +9,8 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
-from ..curation.types import Preference, PreferenceCreate, PreferenceLabel, PreferenceLabelCreate
 from ..errors import Conflict, NotFound
-from ..models import Example
+from ..models import Example, Preference, PreferenceCreate, PreferenceLabel, PreferenceLabelCreate
 from .base import SqlBase, now, row_to_example, utc
 from .schema import examples, labels, leases, preference_labels, preferences
 from .stats_sql import uncertainty_order

@@ -12,9 +12,8 @@ from sqlalchemy import Connection, Text, cast, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from ..curation.types import ExampleQuery
 from ..errors import Conflict, FewshotError, ImportFileError, InvalidInput
-from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, IndexRow, Status
+from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, ExampleQuery, IndexRow, Status
 from .base import input_hash, now, row_to_example
 from .feedback_sql import FeedbackStore
 from .keys_sql import KeyStore

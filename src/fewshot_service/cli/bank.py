@@ -10,7 +10,7 @@ from typing import Annotated, cast
 import typer
 from pydantic import ValidationError
 
-from ..curation.importer import check_file, describe, import_file
+from ..bank.importer import check_file, describe, import_file
 from ..curation.service import Curator
 from ..curation.types import ExampleQuery
 from ..errors import FewshotError

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from ..curation.importer import describe
+from ..bank.importer import describe
 from ..curation.service import Curator
 from ..errors import FewshotError
 from .errors import INTERRUPTED, fail, run

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from ..auth import ROLES
-from ..curation.importer import describe
+from ..bank.importer import describe
 from ..errors import FewshotError
 from .errors import run
 from .output import err, table

@@ -12,10 +12,16 @@ from ..models import (
     MAX_STEPS,
     MAX_TAGS,
     NOT_BLANK,
-    Annotator,
+    Choice,
     Example,
     ExampleCreate,
+    ExampleQuery,
+    HistoryEntry,
     Label,
+    Preference,
+    PreferenceCreate,
+    PreferenceLabel,
+    PreferenceLabelCreate,
     Status,
     Step,
     Tag,
@@ -23,24 +29,21 @@ from ..models import (
     check_metadata_size,
 )
 
+# Stored and returned by the bank, these live in models (the bank imports nothing from curation); curation
+# and its users keep importing them from here.
+__all__ = [
+    "Choice",
+    "ExampleQuery",
+    "HistoryEntry",
+    "Preference",
+    "PreferenceCreate",
+    "PreferenceLabel",
+    "PreferenceLabelCreate",
+]
+
 OnDuplicate = Literal["reject", "skip", "keep"]
-Choice = Literal["a", "b", "tie", "both_bad"]
 
 MAX_BATCH = 500
-
-
-class ExampleQuery(BaseModel):
-    """Filters for listing and exporting examples (query parameters)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    topic: list[Topic] | None = Field(None, max_length=100)
-    difficulty_min: int | None = Field(None, ge=1, le=5)
-    difficulty_max: int | None = Field(None, ge=1, le=5)
-    source: list[Literal["curated", "llm", "imported"]] | None = Field(None, max_length=10)
-    status: list[Status] | None = Field(None, max_length=10)
-    tag: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
-    q: str | None = Field(None, min_length=1, max_length=200, description="Text in the input or output.")
 
 
 class ExamplePageQuery(ExampleQuery):
@@ -110,14 +113,6 @@ class LabelResult(BaseModel):
     example: Example
 
 
-class HistoryEntry(BaseModel):
-    actor: str
-    action: str
-    changes: dict[str, Any]
-    revision: int
-    at: datetime
-
-
 class ExamplePage(BaseModel):
     examples: list[Example]
     next_cursor: str | None = None
@@ -127,43 +122,6 @@ class ExampleRecord(Example):
     """An example as exported: the stored fields and its labels, which an import restores."""
 
     labels: list[Label] = Field(default_factory=list)
-
-
-class PreferenceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    response_a: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    response_b: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata_size(value)
-
-
-class Preference(PreferenceCreate):
-    id: str
-    created_at: datetime
-
-
-class PreferenceLabelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    annotator: Annotator | None = Field(
-        None, description="Who chooses; with API keys on, the key's name (another name needs an admin key)."
-    )
-    choice: Choice
-    shown_first: Literal["a", "b"] = Field(description="Which response the annotator was shown first.")
-    rationale: str | None = Field(None, max_length=4000)
-
-
-class PreferenceLabel(PreferenceLabelCreate):
-    annotator: Annotator
-    id: str
-    preference_id: str
-    created_at: datetime
 
 
 class ReviewItem(BaseModel):

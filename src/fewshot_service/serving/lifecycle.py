@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..bank import SqlBank
-from ..curation.seeding import default_seed_dir, load_seed_bank
 from ..embedding import Embedder
 from ..embedding.batching import MicroBatcher
 from ..errors import FewshotError, IndexStoreError, NotReady
@@ -25,6 +24,7 @@ from ..selection.utility import UtilityBoard
 from ..settings import Settings
 from .example_cache import ExampleCache
 from .rebuild import build_version, embed_missing, index_options
+from .seeding import default_seed_dir, load_seed_bank
 from .selector import Selector
 from .writes import Served, WritePath
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ...auth import annotating
-from ...curation.importer import describe
+from ...bank.importer import describe
 from ...curation.types import (
     MAX_BATCH,
     CreateResult,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..bank import ExampleBank, ImportCounts
 from ..errors import ImportFileError
 from ..models import ExampleImport, Status
+from .protocol import ExampleBank, ImportCounts
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..bank import ExampleBank, ImportCounts
-from .importer import import_file
+from ..bank.importer import import_file
 
 
 def default_seed_dir() -> Path:

@@ -185,6 +185,7 @@ def stats_of(url: str | None, root: Path, embedder: SentenceTransformerEmbedder)
     for cluster in stats["near_duplicates"]["largest"]:
         cluster["members"] = sorted(m["input"] for m in cluster["members"])
     stats.pop("bank_revision", None)
+    stats["utility"].pop("refreshed_at", None)  # when each server last estimated utility
     # The queue's pick among items created in one batch (same time) follows their random ids: compare why.
     return {
         "stats": stats,

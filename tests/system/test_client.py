@@ -70,6 +70,9 @@ def test_add_get_edit_label_history_delete(curator: FewshotClient) -> None:
     result = curator.label(added.id, LabelCreate(annotator="cara", verdict="approve", score=5))
     assert result.label.example_id == added.id
     assert [label.id for label in curator.labels(added.id)] == [result.label.id]
+    assert result.example.status == "approved"
+    curator.withdraw_label(added.id, result.label.id)  # undo: kept in the record, status recomputed
+    assert curator.get(added.id).status == "pending" and curator.labels(added.id)[0].withdrawn_at is not None
     assert [entry.action for entry in curator.history(added.id)][:2] == ["create", "update"]
     curator.delete(added.id)
     with pytest.raises(NotFound) as gone:
@@ -108,14 +111,31 @@ def test_export_streams_and_import_takes_bytes_files_and_records(curator: Fewsho
 
 def test_review_queue_preferences_stats_and_ready(curator: FewshotClient) -> None:
     curator.add({"input": "Is 91 prime?", "output": "No, 7 x 13", "source": "llm"})
-    item = curator.review_next("cara")
+    item = curator.review_next()  # the key's name is the annotator
     assert item is not None and item.example.status == "pending"
+    curator.release(item.example.id)  # skipped: back in the queue, and not offered again when skipped
+    again = curator.review_next(skip=[item.example.id])
+    assert again is None or again.example.id != item.example.id
     pair = curator.add_preference({"prompt": "2+2?", "response_a": "4", "response_b": "5"})
     chosen = curator.label_preference(pair.id, {"annotator": "cara", "choice": "a", "shown_first": "b"})
     assert chosen.preference_id == pair.id
     assert curator.stats()["total"] >= 1
     assert {"annotators", "position_bias"} <= set(curator.agreement())
     assert curator.ready()["status"] == "ready"
+
+
+def test_an_application_reports_the_outcome_of_a_selection(url: str) -> None:
+    with FewshotClient(url, KEY_OF["reader"]) as reader:
+        answer = reader.select(PROMPT, k=2)
+        assert answer.selection_id is not None
+        receipt = reader.feedback(answer.selection_id, "success")
+        assert receipt.selection_id == answer.selection_id and receipt.outcome == 1.0
+        assert reader.feedback(answer.selection_id, 0.25, note="graded").outcome == 0.25  # replaces it
+        with pytest.raises(NotFound):
+            reader.feedback("no-such-selection", "failure")
+        with pytest.raises(ValidationFailed) as bad:
+            reader.feedback(answer.selection_id, 2)
+        assert bad.value.field == "outcome"
 
 
 def test_errors_are_typed_and_carry_code_field_and_request_id(url: str, curator: FewshotClient) -> None:
@@ -156,7 +176,7 @@ def test_async_client_selects_adds_and_iterates(url: str) -> None:
                 await client.get("missing")
             edited = await client.edit(added.id, {"output": "42 (6 x 7)"}, version=added.version)
             assert edited.version == added.version + 1
-            labelled = await client.label(added.id, {"annotator": "ann", "verdict": "approve", "score": 4})
+            labelled = await client.label(added.id, {"verdict": "approve", "score": 4})
             assert [label.id for label in await client.labels(added.id)] == [labelled.label.id]
             assert [entry.action for entry in await client.history(added.id)][:2] == ["create", "update"]
             many = await client.add_many([{"input": "Async batch: name a mammal that flies.", "tags": ["async"]}])
@@ -166,8 +186,8 @@ def test_async_client_selects_adds_and_iterates(url: str) -> None:
             with pytest.raises(NotFound):
                 await client.get(added.id)
             pair = await client.add_preference({"prompt": "1+1?", "response_a": "2", "response_b": "3"})
-            await client.label_preference(pair.id, {"annotator": "ann", "choice": "a", "shown_first": "a"})
-            item = await client.review_next("ann")
+            await client.label_preference(pair.id, {"choice": "a", "shown_first": "a"})
+            item = await client.review_next("cara")
             assert item is None or item.example.status == "pending"
             assert (await client.stats())["total"] >= 1 and "annotators" in await client.agreement()
             assert (await client.ready())["status"] == "ready"

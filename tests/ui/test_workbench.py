@@ -206,11 +206,13 @@ def test_undo_removes_the_last_label_and_shows_its_item_again(workbench: Workben
     page.keyboard.press("u")
     expect(page.locator("#item")).to_have_attribute("data-example-id", labelled)
     with workbench.api(KEY_OF["curator"]) as api:
-        assert api.get(f"/v1/examples/{labelled}/labels").json() == []
+        [undone] = api.get(f"/v1/examples/{labelled}/labels").json()  # kept in the record, marked withdrawn
+        assert undone["withdrawn_at"] and api.get(f"/v1/examples/{labelled}").json()["status"] == "pending"
     page.keyboard.press("r")  # labelled again; the item that was showing comes back next
     expect(page.locator("#item")).to_have_attribute("data-example-id", following)
     with workbench.api(KEY_OF["curator"]) as api:
-        assert [label["verdict"] for label in api.get(f"/v1/examples/{labelled}/labels").json()] == ["reject"]
+        current = [label for label in api.get(f"/v1/examples/{labelled}/labels").json() if not label["withdrawn_at"]]
+        assert [label["verdict"] for label in current] == ["reject"]
 
 
 def test_preference_pair_by_keyboard_records_what_was_shown_first(workbench: Workbench, page: Page) -> None:

@@ -18,6 +18,7 @@ from ..curation.types import (
     PreferenceLabel,
     ReviewItem,
 )
+from ..feedback.types import FeedbackReceipt
 from ..models import Example, Label, SelectRequest, SelectResponse
 from . import _calls
 from ._calls import Body, Call, ImportBody, ImportSource
@@ -102,8 +103,25 @@ class AsyncFewshotClient:
     async def labels(self, example_id: str) -> list[Label]:
         return await self._run(_calls.labels(example_id))
 
-    async def review_next(self, annotator: str, *, blind: bool = False) -> ReviewItem | None:
-        return await self._run(_calls.review_next(annotator, blind))
+    async def review_next(
+        self, annotator: str | None = None, *, blind: bool = False, skip: list[str] | None = None
+    ) -> ReviewItem | None:
+        """The next item to review, leased to this annotator (with API keys on, the key's name; another name
+        needs an admin key); None when the queue is empty. skip: ids this annotator passed over."""
+        return await self._run(_calls.review_next(annotator, blind, skip or []))
+
+    async def release(self, example_id: str, annotator: str | None = None) -> None:
+        """Give a leased item back to the queue before its lease runs out (a skip)."""
+        return await self._run(_calls.release(example_id, annotator))
+
+    async def withdraw_label(self, example_id: str, label_id: str) -> None:
+        """Undo one of your labels: kept in the record, marked withdrawn; status and quality recomputed."""
+        return await self._run(_calls.withdraw_label(example_id, label_id))
+
+    async def feedback(self, selection_id: str, outcome: str | float, *, note: str | None = None) -> FeedbackReceipt:
+        """Report how the answer built on a selection turned out: "success", "failure" or a score in [0, 1].
+        Reporting again replaces the earlier outcome."""
+        return await self._run(_calls.feedback(selection_id, outcome, note))
 
     async def add_preference(self, pair: Body) -> Preference:
         return await self._run(_calls.add_preference(pair))

@@ -21,6 +21,7 @@ from ..curation.types import (
     PreferenceLabel,
     ReviewItem,
 )
+from ..feedback.types import FeedbackReceipt
 from ..models import Example, Label, SelectRequest, SelectResponse
 
 T = TypeVar("T")
@@ -121,8 +122,23 @@ def _review_item(response: httpx.Response) -> ReviewItem | None:
     return None if response.status_code == 204 else ReviewItem.model_validate_json(response.content)
 
 
-def review_next(annotator: str, blind: bool) -> Call[ReviewItem | None]:
-    return Call("GET", "/v1/review/next", _review_item, params={"annotator": annotator, "blind": blind})
+def review_next(annotator: str | None, blind: bool, skip: list[str]) -> Call[ReviewItem | None]:
+    params = _params({"annotator": annotator, "blind": blind, "skip": skip or None})
+    return Call("GET", "/v1/review/next", _review_item, params=params)
+
+
+def release(example_id: str, annotator: str | None) -> Call[None]:
+    params = _params({"annotator": annotator})
+    return Call("POST", f"/v1/review/{example_id}/release", _nothing, params=params)
+
+
+def withdraw_label(example_id: str, label_id: str) -> Call[None]:
+    return Call("DELETE", f"/v1/examples/{example_id}/labels/{label_id}", _nothing)
+
+
+def feedback(selection_id: str, outcome: str | float, note: str | None) -> Call[FeedbackReceipt]:
+    body = {"selection_id": selection_id, "outcome": outcome, **({"note": note} if note is not None else {})}
+    return Call("POST", "/v1/feedback", _model(FeedbackReceipt), json=body)
 
 
 def add_preference(pair: Body) -> Call[Preference]:

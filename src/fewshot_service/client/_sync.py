@@ -19,6 +19,7 @@ from ..curation.types import (
     PreferenceLabel,
     ReviewItem,
 )
+from ..feedback.types import FeedbackReceipt
 from ..models import Example, Label, SelectRequest, SelectResponse
 from . import _calls
 from ._async import AsyncFewshotClient
@@ -114,9 +115,25 @@ class FewshotClient:
     def labels(self, example_id: str) -> list[Label]:
         return self._run(_calls.labels(example_id))
 
-    def review_next(self, annotator: str, *, blind: bool = False) -> ReviewItem | None:
-        """The next item to review, leased to this annotator; None when the queue is empty."""
-        return self._run(_calls.review_next(annotator, blind))
+    def review_next(
+        self, annotator: str | None = None, *, blind: bool = False, skip: list[str] | None = None
+    ) -> ReviewItem | None:
+        """The next item to review, leased to this annotator (with API keys on, the key's name; another name
+        needs an admin key); None when the queue is empty. skip: ids this annotator passed over."""
+        return self._run(_calls.review_next(annotator, blind, skip or []))
+
+    def release(self, example_id: str, annotator: str | None = None) -> None:
+        """Give a leased item back to the queue before its lease runs out (a skip)."""
+        return self._run(_calls.release(example_id, annotator))
+
+    def withdraw_label(self, example_id: str, label_id: str) -> None:
+        """Undo one of your labels: kept in the record, marked withdrawn; status and quality recomputed."""
+        return self._run(_calls.withdraw_label(example_id, label_id))
+
+    def feedback(self, selection_id: str, outcome: str | float, *, note: str | None = None) -> FeedbackReceipt:
+        """Report how the answer built on a selection turned out: "success", "failure" or a score in [0, 1].
+        Reporting again replaces the earlier outcome."""
+        return self._run(_calls.feedback(selection_id, outcome, note))
 
     def add_preference(self, pair: Body) -> Preference:
         return self._run(_calls.add_preference(pair))

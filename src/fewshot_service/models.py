@@ -138,6 +138,13 @@ class ExampleUtility(BaseModel):
     outcomes: int = Field(description="Of those, how many have feedback.")
 
 
+class ExampleUsage(BaseModel):
+    """How often /v1/select served an example, from the selections the service records (issue 20)."""
+
+    served_last_day: int = Field(description="Selections in the last 24 hours that included the example.")
+    served_kept: int = Field(description="All kept selections that included it (see FEWSHOT_SELECTION_RETENTION_DAYS).")
+
+
 class ExampleImport(ExampleFields):
     """One line of a JSONL import: an Example as exported, with the service-owned fields optional."""
 

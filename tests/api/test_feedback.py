@@ -100,6 +100,18 @@ def test_expired_selections_are_pruned_and_their_ids_refused(client: TestClient)
     assert _report(client, fresh, "success").status_code == 200
 
 
+def test_an_examples_usage_counts_the_selections_that_served_it(client: TestClient) -> None:
+    answer = _select(client, k=2, strategy="knn")
+    served = answer["examples"][0]["id"]
+    before = client.get(f"/v1/examples/{served}/usage", headers=bearer("curator")).json()
+    _select(client, k=2, strategy="knn")  # the same prompt: the same two examples again
+    assert _feedback(client).recorder.flush()
+    after = client.get(f"/v1/examples/{served}/usage", headers=bearer("curator")).json()
+    assert after["served_last_day"] >= before["served_last_day"] + 1 and after["served_kept"] >= 2
+    assert client.get("/v1/examples/no-such-example/usage", headers=bearer("curator")).status_code == 404
+    assert client.get(f"/v1/examples/{served}/usage", headers=bearer("reader")).status_code == 403
+
+
 def test_a_full_queue_drops_the_record_and_never_blocks(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
     service = keyed_service(tmp_path, embedder, selection_queue_size=2)
     service.bank.create_schema()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -250,6 +252,14 @@ def test_preference_pair_by_keyboard_records_what_was_shown_first(workbench: Wor
 def test_edit_conflict_is_shown_and_nothing_is_lost(workbench: Workbench, page: Page) -> None:
     with workbench.api(KEY_OF["curator"]) as api:
         example = api.get("/v1/examples", params={"topic": "geometry", "limit": 1}).json()["examples"][0]
+        approved = api.post(f"/v1/examples/{example['id']}/labels", json={"verdict": "approve", "score": 5})
+        example = approved.json()["example"]  # approved, so /v1/select may serve it
+        with workbench.api(KEY_OF["reader"]) as reader:  # an application serves it once
+            body = {"prompt": "A question about shapes and their areas", "k": 50, "strategy": "knn",
+                    "filters": {"topics": ["geometry"]}}  # fmt: skip
+            picked = reader.post("/v1/select", json=body).json()
+        assert example["status"] == "approved" and example["id"] in [e["id"] for e in picked["examples"]]
+        _wait_until_recorded(api, example["id"])
         changes_before = len(api.get(f"/v1/examples/{example['id']}/history").json())
         sign_in(page, workbench.base_url, KEY_OF["curator"])
         page.goto(f"{workbench.base_url}/ui/#example/{example['id']}")
@@ -270,7 +280,15 @@ def test_edit_conflict_is_shown_and_nothing_is_lost(workbench: Workbench, page: 
         expect(conflict).to_be_hidden()
         assert api.get(f"/v1/examples/{example['id']}").json()["output"] == "mine"
     expect(page.locator("#history li")).to_have_count(changes_before + 2)  # their edit, then mine
-    expect(page.locator("#served")).to_contain_text("not tracked")
+    expect(page.locator("#served")).to_contain_text(re.compile(r"Served [1-9]\d* times? in the last day"))
+
+
+def _wait_until_recorded(api: httpx.Client, example_id: str) -> None:
+    """Selections are written off the request thread, in batches: wait for the one just made."""
+    deadline = time.monotonic() + 10
+    while api.get(f"/v1/examples/{example_id}/usage").json()["served_last_day"] == 0:
+        assert time.monotonic() < deadline, "the selection was never recorded"
+        time.sleep(0.1)
 
 
 def test_browse_and_health_pages(workbench: Workbench, page: Page) -> None:

@@ -204,3 +204,14 @@ class FeedbackStore(SqlBase):
         ).group_by(selection_items.c.example_id, selection_items.c.example_version)
         with self._reading() as conn:
             return {(row.example_id, row.example_version): int(row.times) for row in conn.execute(query).all()}
+
+    def times_served(self, example_id: str, since: datetime) -> tuple[int, int]:
+        """(selections since `since`, all kept selections) that served the example, any version."""
+        query = (
+            select(func.count(), func.count().filter(selections.c.created_at >= since))
+            .select_from(selection_items.join(selections, selections.c.id == selection_items.c.selection_id))
+            .where(selection_items.c.example_id == example_id)
+        )
+        with self._reading() as conn:
+            total, recent = conn.execute(query).one()
+        return int(recent or 0), int(total or 0)

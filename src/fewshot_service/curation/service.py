@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..models import (
     ExampleCreate,
     ExampleFields,
     ExampleImport,
+    ExampleUsage,
     Label,
     LabelCreate,
     SelectFilters,
@@ -322,6 +323,11 @@ class Curator:
     def history(self, example_id: str) -> list[HistoryEntry]:
         """Every change to the example, oldest first."""
         return self.bank.history(example_id)
+
+    def usage(self, example_id: str) -> ExampleUsage:
+        self.bank.get(example_id)  # 404 for an unknown example, as every example route
+        recent, kept = self.bank.times_served(example_id, datetime.now(UTC) - timedelta(days=1))
+        return ExampleUsage(served_last_day=recent, served_kept=kept)
 
     def labels_of(self, example_id: str) -> list[Label]:
         return self.bank.labels_of(example_id)

@@ -26,7 +26,7 @@ from ...curation.types import (
     OnDuplicate,
 )
 from ...errors import Forbidden, ImportFileError, InvalidInput, PayloadTooLarge
-from ...models import Example, ExampleCreate, ExampleImport, Label, LabelCreate
+from ...models import Example, ExampleCreate, ExampleImport, ExampleUsage, Label, LabelCreate
 from ...selection.utility import public_utility
 from ..deps import Actor, CuratorDep
 from ..middleware.security import CurrentPrincipal, require
@@ -184,6 +184,14 @@ def get_example(example_id: ExampleId, curator: CuratorDep, response: Response) 
     response.headers["ETag"] = f'"{example.version}"'
     utility = public_utility(curator.service.utilities.of(example.id, example.version))
     return example.model_copy(update={"utility": utility}) if utility is not None else example
+
+
+@router.get(
+    "/v1/examples/{example_id}/usage", operation_id="example_usage", response_model=ExampleUsage, responses=errors(404)
+)
+def example_usage(example_id: ExampleId, curator: CuratorDep) -> ExampleUsage:
+    """How often selections served this example: in the last day, and among all kept selections."""
+    return curator.usage(example_id)
 
 
 @router.patch(

@@ -153,9 +153,12 @@ async function showExample(main, { say }, id) {
 
   const side = h("aside", { class: "card side" });
   const loadSide = async () => {
-    const [history, labels] = await Promise.all([call("GET", `${path}/history`), call("GET", `${path}/labels`)]);
+    const [history, labels, usage] = await Promise.all([
+      call("GET", `${path}/history`), call("GET", `${path}/labels`), call("GET", `${path}/usage`)]);
+    const times = (n) => `${n} ${n === 1 ? "time" : "times"}`;
     clear(side).append(
-      h("p", { id: "served" }, "Served in the last day: not tracked (selections are not logged yet)."),
+      h("p", { id: "served" }, `Served ${times(usage.served_last_day)} in the last day`,
+        h("span", { class: "muted" }, ` (${times(usage.served_kept)} among the kept selections)`)),
       h("h2", {}, `Labels (${labels.length})`),
       labels.length ? h("ul", { id: "labels" }, labels.map((label) => h("li", {},
         `${label.annotator}: ${label.verdict}${label.score ? ` ${label.score}/5` : ""}`,

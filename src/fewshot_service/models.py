@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # numpy only for IndexRow's annotation: the HTTP client impor
 
 MAX_INPUT_CHARS = 8000
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 32
 MAX_STEPS = 64
 MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
@@ -64,7 +65,16 @@ def normalise_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def check_metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata of bounded nesting and size. The depth is checked first, without recursion: pydantic will not
+    serialise past 255 levels, so a deeper value, once stored, would turn every answer showing it into a 500."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"may nest objects and lists at most {MAX_METADATA_DEPTH} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
     return value
@@ -95,7 +105,7 @@ class ExampleFields(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata_size(value)
+        return check_metadata(value)
 
 
 class ExampleCreate(ExampleFields):

@@ -119,6 +119,48 @@ def test_the_bank_names_the_constraint_a_write_broke(service: FewshotService) ->
     assert service.bank.get(one.id) == one
 
 
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [33, 300])
+def test_metadata_nested_too_deep_is_refused_and_nothing_is_stored(client: TestClient, depth: int) -> None:
+    """300 levels used to be stored by PATCH and then fail to serialise: a 500, and every later read of the
+    example a 500 too."""
+    example = first_example(client)
+    deep = nested(depth)
+    question = '"input": "A new question about deep nesting?"'
+    pair = '"prompt": "p", "response_a": "a", "response_b": "b"'
+    bodies = {
+        ("PATCH", f"/v1/examples/{example['id']}"): f'{{{question}, "metadata": {{"deep": {deep}}}}}',
+        ("POST", "/v1/examples"): f'{{{question}, "metadata": {{"deep": {deep}}}}}',
+        ("POST", "/v1/preferences"): f'{{{pair}, "metadata": {{"deep": {deep}}}}}',
+    }
+    for (method, path), body in bodies.items():
+        answer = client.request(method, path, content=body, headers={**CURATOR, "content-type": "application/json"})
+        assert answer.status_code == 422, (path, answer.text[:300])
+        assert answer.json()["error"]["field"] == "metadata"
+    assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json() == example
+    assert client.get("/v1/examples", params={"q": "deep nesting"}, headers=CURATOR).json()["examples"] == []
+
+
+def test_metadata_nested_within_the_limit_is_kept(client: TestClient) -> None:
+    example = first_example(client)
+    metadata = {"deep": json.loads(nested(31))}
+    answer = client.patch(f"/v1/examples/{example['id']}", json={"metadata": metadata}, headers=CURATOR)
+    assert answer.status_code == 200 and answer.json()["metadata"] == metadata
+
+
+def test_a_body_nested_past_what_the_parser_takes_is_refused_naming_the_body(client: TestClient) -> None:
+    example = first_example(client)
+    body = '{"metadata": ' + nested(5000) + "}"
+    answer = client.patch(
+        f"/v1/examples/{example['id']}", content=body, headers={**CURATOR, "content-type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_json" and answer.json()["error"]["field"] == "body"
+
+
 # -- 2. hybrid with a prompt BM25 cannot use -----------------------------------------------------------------
 @pytest.mark.parametrize("prompt", ["the", "x", "a 1", "?!?!", "  é  "])
 def test_hybrid_falls_back_to_dense_ranking_when_the_prompt_has_no_terms(client: TestClient, prompt: str) -> None:

@@ -95,8 +95,10 @@ async def _fewshot_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-    field = "body" if exc.status_code == 413 else None
+    # FastAPI answers 400 for a body its JSON parser gave up on for a reason other than a syntax error
+    # (nesting deeper than the parser's recursion allows): the body's fault, like invalid JSON.
+    codes = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    field = "body" if exc.status_code in (400, 413) else None
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), field)
 
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from ..models import (
     MAX_INPUT_CHARS,
@@ -21,7 +20,7 @@ from ..models import (
     Step,
     Tag,
     Topic,
-    check_metadata_size,
+    check_metadata,
 )
 
 OnDuplicate = Literal["reject", "skip", "keep"]
@@ -59,20 +58,23 @@ class ExampleBatch(BaseModel):
     examples: list[ExampleCreate] = Field(min_length=1)
 
 
-def _no_default(schema: dict[str, Any]) -> None:
-    # A field that may be left out but never sent as null: its schema names no (null) default.
+def _never_null(schema: dict[str, Any]) -> None:
+    """The schema of a field that may be left out but never sent as null: its non-null member alone."""
+    members = [member for member in schema.pop("anyOf", []) if member.get("type") != "null"]
+    if len(members) == 1:
+        schema.update(members[0])
     schema.pop("default", None)
 
 
-def _not_blank_no_default(schema: dict[str, Any]) -> None:
-    _no_default(schema)
+def _never_null_nor_blank(schema: dict[str, Any]) -> None:
+    _never_null(schema)
     schema["pattern"] = NOT_BLANK
 
 
 # Merge-patch (RFC 7396) semantics for PATCH: a field left out keeps its value, null clears a field that may
 # be empty (external_id, steps, topic, difficulty: null; tags: []; metadata: {}), and null for a field every
 # example must have (input, output, source, status) is refused with 422 naming it. The schema states the same:
-# those four are strings there, never null.
+# those four are never null there.
 REQUIRED_ON_PATCH = ("input", "output", "source", "status")
 
 
@@ -83,18 +85,14 @@ class ExampleUpdate(BaseModel):
 
     version: int | None = Field(None, ge=1, description="The version the edit is based on; 409 when stale.")
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    input: Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS)] | SkipJsonSchema[None] = Field(
-        None, json_schema_extra=_not_blank_no_default
-    )
-    output: Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)] | SkipJsonSchema[None] = Field(
-        None, json_schema_extra=_no_default
-    )
+    input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra=_never_null_nor_blank)
+    output: str | None = Field(None, max_length=MAX_INPUT_CHARS, json_schema_extra=_never_null)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
     difficulty: int | None = Field(None, ge=1, le=5)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="null clears them (as []).")
-    source: Literal["curated", "llm", "imported"] | SkipJsonSchema[None] = Field(None, json_schema_extra=_no_default)
-    status: Status | SkipJsonSchema[None] = Field(None, json_schema_extra=_no_default)
+    source: Literal["curated", "llm", "imported"] | None = Field(None, json_schema_extra=_never_null)
+    status: Status | None = Field(None, json_schema_extra=_never_null)
     metadata: dict[str, Any] | None = Field(None, description="null clears it (as {}).")
 
     @field_validator(*REQUIRED_ON_PATCH, mode="before")
@@ -119,7 +117,7 @@ class ExampleUpdate(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any]:
-        return {} if value is None else check_metadata_size(value)
+        return {} if value is None else check_metadata(value)
 
     def changes(self) -> dict[str, Any]:
         """The fields the caller actually sent (null included, for clearing), without the version."""
@@ -174,7 +172,7 @@ class PreferenceCreate(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata_size(value)
+        return check_metadata(value)
 
 
 class Preference(PreferenceCreate):

@@ -7,6 +7,7 @@ docs/api.md); the bounds live here once so the API, the importer and the CLI agr
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # numpy only for IndexRow's annotation: the HTTP client impor
 
 MAX_INPUT_CHARS = 8000
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 32
 MAX_STEPS = 64
 MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
@@ -63,7 +65,16 @@ def normalise_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def check_metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata of bounded nesting and size. The depth is checked first, without recursion: pydantic will not
+    serialise past 255 levels, so a deeper value, once stored, would turn every answer showing it into a 500."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"may nest objects and lists at most {MAX_METADATA_DEPTH} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"must serialise to at most {MAX_METADATA_BYTES} bytes")
     return value
@@ -94,7 +105,7 @@ class ExampleFields(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata_size(value)
+        return check_metadata(value)
 
 
 class ExampleCreate(ExampleFields):
@@ -174,6 +185,30 @@ class Example(ExampleFields, _Identified):  # _Identified last in the bases so `
     updated_at: datetime
     version: int
     utility: ExampleUtility | None = None
+
+
+# A template pads a field to at most this width (and cuts it to at most this precision); a placeholder
+# count bounds how often an example's text is repeated. Both are checked before anything is rendered.
+MAX_TEMPLATE_WIDTH = 200
+MAX_TEMPLATE_FIELDS = 20
+# Python's format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type].
+_FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d*))?[a-zA-Z%]?", re.DOTALL)
+
+
+def _check_format_spec(spec: str) -> None:
+    """Refuse a spec that holds a field or pads beyond MAX_TEMPLATE_WIDTH, without formatting anything:
+    formatting "{input:>10000000000}" to test it would itself allocate the padding."""
+    if "{" in spec or "}" in spec:
+        # A field inside a format spec would take its spec from an example's text at rendering time.
+        raise ValueError("not a valid template: a format spec may not hold a field")
+    found = _FORMAT_SPEC.fullmatch(spec)
+    if found is None:
+        raise ValueError(f"not a valid template: format spec {spec!r} is not one a string takes")
+    for part in ("width", "precision"):
+        digits = (found.group(part) or "").lstrip("0")  # compared by length first: no int() of a huge number
+        if len(digits) > len(str(MAX_TEMPLATE_WIDTH)) or int(digits or 0) > MAX_TEMPLATE_WIDTH:
+            shown = digits if len(digits) <= 20 else f"{digits[:20]}..."
+            raise ValueError(f"a format spec's {part} may be at most {MAX_TEMPLATE_WIDTH}, not {shown}")
 
 
 class SelectFilters(BaseModel):
@@ -271,7 +306,9 @@ class SelectRequest(BaseModel):
         json_schema_extra={"pattern": TEMPLATE_PATTERN},
     )
     include_steps: bool = Field(True, description="Fold the steps into the answer (messages and text formats).")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seed for the random strategy.")
+    # At most 2^53 - 1, the largest integer every JSON parser holds exactly: a schema bound of 2^63 - 1 is no
+    # double, and schema-driven clients (the fuzzing test's among them) rounded it up past the bound.
+    seed: int | None = Field(None, ge=0, le=2**53 - 1, description="Seed for the random strategy.")
     utility_weight: float | None = Field(
         None,
         ge=0.0,
@@ -297,15 +334,17 @@ class SelectRequest(BaseModel):
             parsed = list(string.Formatter().parse(value))
         except ValueError as exc:
             raise ValueError(f"not a valid template: {exc}") from exc
-        names = {name for _, name, _, _ in parsed if name is not None}
-        unknown = names - set(TEMPLATE_FIELDS)
+        fields = [(name, spec) for _, name, spec, _ in parsed if name is not None]
+        unknown = {name for name, _ in fields} - set(TEMPLATE_FIELDS)
         if unknown:
             raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {{input}}, {{output}}, {{steps}}")
-        if any(spec and ("{" in spec or "}" in spec) for _, _, spec, _ in parsed):
-            # A field inside a format spec would take its spec from an example's text at rendering time.
-            raise ValueError("not a valid template: a format spec may not hold a field")
+        if len(fields) > MAX_TEMPLATE_FIELDS:
+            raise ValueError(f"at most {MAX_TEMPLATE_FIELDS} placeholders, this template has {len(fields)}")
+        for _, spec in fields:
+            _check_format_spec(spec or "")
         try:
-            value.format(**dict.fromkeys(TEMPLATE_FIELDS, ""))  # a spec or conversion strings do not take
+            # Safe to render now: every width is small. Catches what strings do not take (a sign, "=", "d").
+            value.format(**dict.fromkeys(TEMPLATE_FIELDS, ""))
         except (ValueError, IndexError, KeyError) as exc:
             raise ValueError(f"not a valid template: {exc}") from exc
         return value
@@ -412,7 +451,7 @@ class PreferenceCreate(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return check_metadata_size(value)
+        return check_metadata(value)
 
 
 class Preference(PreferenceCreate):

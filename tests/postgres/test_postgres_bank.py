@@ -211,3 +211,18 @@ def test_values_postgresql_cannot_hold_are_the_callers_error_not_a_crash(bank: S
     with pytest.raises(InvalidInput, match="out of range"):
         bank.upsert([ExampleImport(input="What is 2 + 2?", version=2**40)])
     assert bank.count() == 0 and bank.revision() == 0  # nothing half-written
+
+
+def test_integrity_errors_name_what_clashed(bank: SqlBank) -> None:
+    """PostgreSQL tells constraints apart differently from SQLite; the answer must still name the right field."""
+    one, other = bank.insert(
+        [ExampleCreate(input="What is 2 + 2?", external_id="a"), ExampleCreate(input="Name a prime.", external_id="b")],
+        np.stack([vector(1), vector(2)]), "m", "t",
+    )  # fmt: skip
+    with pytest.raises(Conflict) as clash:
+        bank.update(other.id, {"external_id": "a"}, expected_version=None, actor="t")
+    assert clash.value.field == "external_id" and "'a'" in clash.value.message
+    with pytest.raises(InvalidInput) as refused:
+        bank.update(one.id, {"output": None}, expected_version=None, actor="t")
+    assert refused.value.field == "output" and "external_id" not in refused.value.message
+    assert bank.get(one.id) == one and bank.get(other.id) == other

@@ -85,25 +85,35 @@ async def _fewshot_error(request: Request, exc: Exception) -> JSONResponse:
     metrics = getattr(request.app.state, "metrics", None)
     if isinstance(exc, BankUnavailable) and request.method not in ("GET", "HEAD") and metrics is not None:
         metrics.refused_writes.inc()
+    details = exc.details()
     if exc.status_code == 500:  # 503 "still loading" is expected, not worth a traceback
-        log.error("%s: %s", exc.code, exc.message, exc_info=exc)
-    return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers() or None, exc.details())
+        request_id = getattr(request.state, "request_id", None)  # set by the Observe middleware
+        log.error("%s: %s", exc.code, exc.message, exc_info=exc, extra={"request_id": request_id})
+        details = {**details, "request_id": request_id}
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers() or None, details)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-    field = "body" if exc.status_code == 413 else None
+    # FastAPI answers 400 for a body its JSON parser gave up on for a reason other than a syntax error
+    # (nesting deeper than the parser's recursion allows): the body's fault, like invalid JSON.
+    codes = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    field = "body" if exc.status_code in (400, 413) else None
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), field)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error", exc_info=exc)
-    return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+def unexpected_error(exc: BaseException, request_id: str) -> JSONResponse:
+    """Log an exception no handler knows, once and with the request's id, and the 500 that answers it.
+
+    Called by the Observe middleware rather than installed as an Exception handler: Starlette runs such a
+    handler outside every middleware (so the answer had no X-Request-ID and the log line no request id),
+    then re-raises, and the server logs the same traceback a second time."""
+    log.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
+    message = "an unexpected error occurred; it has been logged with this request_id"
+    return error_response(500, "internal_error", message, details={"request_id": request_id})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(FewshotError, _fewshot_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -18,6 +18,9 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="Machine-readable reason, e.g. invalid_input, unauthorized, rate_limited.")
     message: str
     field: str | None = Field(None, description="The request field at fault, when there is one.")
+    request_id: str | None = Field(
+        None, description="On a 500 only: the request's id (as in X-Request-ID), which its log entry carries."
+    )
 
 
 class ErrorBody(BaseModel):

@@ -16,6 +16,7 @@ from ..errors import Conflict, FewshotError, ImportFileError, InvalidInput
 from ..models import Example, ExampleCreate, ExampleFields, ExampleImport, ExampleQuery, IndexRow, Status
 from .base import input_hash, now, row_to_example
 from .feedback_sql import FeedbackStore
+from .integrity import refusal
 from .keys_sql import KeyStore
 from .labels_sql import LabelStore
 from .migrate import ensure_current
@@ -327,9 +328,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
             with conn.begin_nested():
                 conn.execute(insert(examples).values(**values))
         except IntegrityError as exc:
-            raise Conflict(
-                f"external_id {values['external_id']!r} is already used by another example", field="external_id"
-            ) from exc
+            raise refusal(exc, values) from exc
 
     def update(
         self,
@@ -366,9 +365,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
                 with conn.begin_nested():
                     conn.execute(update(examples).where(examples.c.id == example_id).values(**values))
             except IntegrityError as exc:
-                raise Conflict(
-                    f"external_id {changes.get('external_id')!r} is already used", field="external_id"
-                ) from exc
+                raise refusal(exc, values) from exc
             self._audit(conn, example_id, actor, "update", diff, revision)
             return row_to_example(conn.execute(select(examples).where(examples.c.id == example_id)).mappings().one())
 
@@ -508,7 +505,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
             with conn.begin_nested():
                 conn.execute(update(examples).where(examples.c.id == existing["id"]).values(**values))
         except IntegrityError as exc:
-            raise Conflict(f"external_id {record.external_id!r} is already used", field="external_id") from exc
+            raise refusal(exc, values) from exc
         self._audit(conn, existing["id"], actor, "import", _public(diff), revision)
         counts.updated += 1
 

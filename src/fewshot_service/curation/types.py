@@ -26,7 +26,7 @@ from ..models import (
     Step,
     Tag,
     Topic,
-    check_metadata_size,
+    check_metadata,
 )
 
 # Stored and returned by the bank, these live in models (the bank imports nothing from curation); curation
@@ -61,6 +61,26 @@ class ExampleBatch(BaseModel):
     examples: list[ExampleCreate] = Field(min_length=1)
 
 
+def _never_null(schema: dict[str, Any]) -> None:
+    """The schema of a field that may be left out but never sent as null: its non-null member alone."""
+    members = [member for member in schema.pop("anyOf", []) if member.get("type") != "null"]
+    if len(members) == 1:
+        schema.update(members[0])
+    schema.pop("default", None)
+
+
+def _never_null_nor_blank(schema: dict[str, Any]) -> None:
+    _never_null(schema)
+    schema["pattern"] = NOT_BLANK
+
+
+# Merge-patch (RFC 7396) semantics for PATCH: a field left out keeps its value, null clears a field that may
+# be empty (external_id, steps, topic, difficulty: null; tags: []; metadata: {}), and null for a field every
+# example must have (input, output, source, status) is refused with 422 naming it. The schema states the same:
+# those four are never null there.
+REQUIRED_ON_PATCH = ("input", "output", "source", "status")
+
+
 class ExampleUpdate(BaseModel):
     """A partial edit; `version` (or an If-Match header) guards against lost updates."""
 
@@ -68,15 +88,22 @@ class ExampleUpdate(BaseModel):
 
     version: int | None = Field(None, ge=1, description="The version the edit is based on; 409 when stale.")
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
-    output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
+    input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra=_never_null_nor_blank)
+    output: str | None = Field(None, max_length=MAX_INPUT_CHARS, json_schema_extra=_never_null)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
     difficulty: int | None = Field(None, ge=1, le=5)
-    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
-    source: Literal["curated", "llm", "imported"] | None = None
-    status: Status | None = None
-    metadata: dict[str, Any] | None = None
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="null clears them (as []).")
+    source: Literal["curated", "llm", "imported"] | None = Field(None, json_schema_extra=_never_null)
+    status: Status | None = Field(None, json_schema_extra=_never_null)
+    metadata: dict[str, Any] | None = Field(None, description="null clears it (as {}).")
+
+    @field_validator(*REQUIRED_ON_PATCH, mode="before")
+    @classmethod
+    def _required_not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may not be null: every example has one (leave the field out to keep its value)")
+        return value
 
     @field_validator("input")
     @classmethod
@@ -85,10 +112,15 @@ class ExampleUpdate(BaseModel):
             raise ValueError("must not be empty or whitespace")
         return value
 
+    @field_validator("tags")
+    @classmethod
+    def _null_tags_clear(cls, value: list[str] | None) -> list[str]:
+        return [] if value is None else value
+
     @field_validator("metadata")
     @classmethod
-    def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if value is None else check_metadata_size(value)
+    def _metadata_small(cls, value: dict[str, Any] | None) -> dict[str, Any]:
+        return {} if value is None else check_metadata(value)
 
     def changes(self) -> dict[str, Any]:
         """The fields the caller actually sent (null included, for clearing), without the version."""

@@ -125,12 +125,19 @@ def _groups(pool: Candidates, k: int) -> dict[str, list[int]]:
 
 
 def hybrid(pool: Candidates, params: Params, rrf_k: int = 60) -> list[Pick]:
-    """Reciprocal rank fusion of the dense ranking and a BM25 ranking of the pool's texts."""
+    """Reciprocal rank fusion of the dense ranking and a BM25 ranking of the pool's texts; the dense ranking
+    alone when BM25 has nothing to rank by (a prompt of stopwords, single characters or punctuation)."""
     if pool.texts is None or pool.query_text is None:
         raise ValueError("hybrid needs the prompt and the candidates' texts")
+    dense_order = np.argsort(-pool.score, kind="stable")
     dense_rank = np.empty(len(pool), dtype=np.int64)
-    dense_rank[np.argsort(-pool.score, kind="stable")] = np.arange(len(pool))
-    lexical_rank = _bm25_ranks(pool.query_text, pool.texts)
+    dense_rank[dense_order] = np.arange(len(pool))
+    lexical_rank, no_lexical = _bm25_ranks(pool.query_text, pool.texts)
+    if lexical_rank is None:
+        chosen = _take_in_order(pool, params, dense_order)
+        return [
+            pick_at(pool, chosen, n, f"dense rank {dense_rank[p] + 1} ({no_lexical})") for n, p in enumerate(chosen)
+        ]
     fused = 1.0 / (rrf_k + dense_rank + 1) + 1.0 / (rrf_k + lexical_rank + 1)
     chosen = _take_in_order(pool, params, np.argsort(-fused, kind="stable"))
     return [
@@ -139,19 +146,23 @@ def hybrid(pool: Candidates, params: Params, rrf_k: int = 60) -> list[Pick]:
     ]
 
 
-def _bm25_ranks(query: str, documents: list[str]) -> np.ndarray:
-    """Rank of each document under BM25 for the query (0 is best); ties keep the dense order."""
+def _bm25_ranks(query: str, documents: list[str]) -> tuple[np.ndarray | None, str]:
+    """Rank of each document under BM25 for the query (0 is best; ties keep the dense order), or None and
+    why BM25 cannot rank: bm25s fails on an empty vocabulary or an empty query, so neither reaches it."""
     import bm25s
 
+    terms = bm25s.tokenize(query, stopwords="en", show_progress=False, return_ids=False)[0]
+    if not terms:  # the tokenizer drops stopwords, one-character words and punctuation
+        return None, "the prompt has no terms BM25 can use: dense ranking only"
     tokens = bm25s.tokenize(documents, stopwords="en", show_progress=False)
-    if not tokens.vocab:  # no documents, or only stopwords: BM25 has nothing to rank by (and bm25s raises)
-        return np.arange(len(documents), dtype=np.int64)
+    if not tokens.vocab:
+        return None, "the candidates have no terms BM25 can use: dense ranking only"
     retriever = bm25s.BM25()
     retriever.index(tokens, show_progress=False)
-    scores = retriever.get_scores(bm25s.tokenize(query, stopwords="en", show_progress=False, return_ids=False)[0])
+    scores = np.asarray(retriever.get_scores(terms))
     ranks = np.empty(len(documents), dtype=np.int64)
-    ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(len(documents))
-    return ranks
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(len(documents))
+    return ranks, ""
 
 
 def random_pick(pool: Candidates, params: Params) -> list[Pick]:

@@ -2,7 +2,8 @@
 
 Pure ASGI (no BaseHTTPMiddleware) so it adds microseconds, not a task per request, to every select. It
 sees every answer, including the 413s and 503s that other middleware give before routing, and requests
-that end in an unexpected exception (counted as 500, then re-raised to the error handler).
+that end in an unexpected exception: it answers those itself (500, the request id in the header and the
+body) and logs their traceback once, with the request id.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...logs import REQUEST_ID
+from ..errors import unexpected_error
 from ..metrics import Metrics
 
 log = logging.getLogger("fewshot_service.access")
@@ -47,18 +49,25 @@ class Observe:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500  # unless a response starts
+        responded = False
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered and logged here, where the request id is known; not re-raised, so the server does
+            # not log it again. A response already under way (a stream) can only be cut short.
+            answer = unexpected_error(exc, request_id)
+            if not responded:
+                await answer(scope, receive, send_with_id)
         finally:
             took = time.perf_counter() - started
             self.metrics.in_flight.dec()

@@ -1,0 +1,291 @@
+"""Hostile input found by hand (issue 16): nulls in an edit, prompts BM25 cannot use, templates that pad to
+gigabytes, and what an unexpected failure answers and logs. Each case used to end in a 500 (or a wrong 409,
+or a 40 MB answer); each now gets a clear answer, and a refusal changes nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from fewshot_service.api import create_app
+from fewshot_service.curation.types import ExampleQuery
+from fewshot_service.embedding import SentenceTransformerEmbedder
+from fewshot_service.errors import Conflict, EmbeddingError, InvalidInput
+from fewshot_service.logs import JsonFormatter, RequestIdFilter
+from fewshot_service.models import MAX_INPUT_CHARS, MAX_STEPS, ExampleCreate
+from fewshot_service.serving.lifecycle import FewshotService
+
+from ..keyed import bearer, keyed_service
+from ..servers import live_server
+
+CURATOR = bearer("curator")
+READER = bearer("reader")
+
+
+@pytest.fixture
+def service(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Iterator[FewshotService]:
+    service = keyed_service(tmp_path, embedder, rate_limit_per_second=0)
+    yield service
+    service.bank.close()
+
+
+@pytest.fixture
+def app(service: FewshotService) -> FastAPI:
+    return create_app(service.settings, service, start="now")
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def first_example(client: TestClient) -> dict[str, Any]:
+    example: dict[str, Any] = client.get("/v1/examples", headers=CURATOR).json()["examples"][0]
+    return example
+
+
+# -- 1. PATCH with null: merge-patch semantics --------------------------------------------------------------
+def test_null_clears_what_may_be_empty(client: TestClient) -> None:
+    example = first_example(client)
+    filled = {
+        "topic": "t",
+        "difficulty": 2,
+        "steps": ["s"],
+        "external_id": "ext-1",
+        "tags": ["a"],
+        "metadata": {"k": 1},
+    }
+    assert client.patch(f"/v1/examples/{example['id']}", json=filled, headers=CURATOR).status_code == 200
+    cleared = dict.fromkeys(filled)
+    answer = client.patch(f"/v1/examples/{example['id']}", json=cleared, headers=CURATOR)
+    assert answer.status_code == 200, answer.text
+    edited = answer.json()
+    assert {name: edited[name] for name in filled} == {
+        "topic": None, "difficulty": None, "steps": None, "external_id": None, "tags": [], "metadata": {},
+    }  # fmt: skip
+    assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json() == edited
+
+
+@pytest.mark.parametrize("field", ["input", "output", "status", "source"])
+def test_null_for_a_field_every_example_has_is_refused_naming_it(client: TestClient, field: str) -> None:
+    example = first_example(client)
+    answer = client.patch(f"/v1/examples/{example['id']}", json={field: None}, headers=CURATOR)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_input" and error["field"] == field and "null" in error["message"]
+    assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json() == example  # nothing changed
+
+
+def test_the_schema_says_which_fields_may_be_null(app: FastAPI) -> None:
+    update = app.openapi()["components"]["schemas"]["ExampleUpdate"]["properties"]
+    for field in ("input", "output", "status", "source"):
+        assert "null" not in json.dumps(update[field]), update[field]
+    for field in ("topic", "difficulty", "steps", "external_id", "tags", "metadata"):
+        assert "null" in json.dumps(update[field]), update[field]
+
+
+def test_an_external_id_clash_is_still_named_as_one(client: TestClient) -> None:
+    one, other = client.get("/v1/examples", headers=CURATOR).json()["examples"][:2]
+    answer = client.patch(f"/v1/examples/{other['id']}", json={"external_id": one["external_id"]}, headers=CURATOR)
+    assert answer.status_code == 409 and answer.json()["error"]["field"] == "external_id"
+    assert one["external_id"] in answer.json()["error"]["message"]
+
+
+def test_the_bank_names_the_constraint_a_write_broke(service: FewshotService) -> None:
+    """Below the API's validation, the bank itself must not call every integrity error an external_id clash."""
+    service.start()
+    one, other = service.bank.list_examples(ExampleQuery(), None, 2)[0]
+    with pytest.raises(InvalidInput) as refused:
+        service.bank.update(one.id, {"output": None}, expected_version=None, actor="t")
+    assert refused.value.field == "output" and "external_id" not in refused.value.message
+    with pytest.raises(Conflict) as clash:
+        service.bank.update(one.id, {"external_id": other.external_id}, expected_version=None, actor="t")
+    assert clash.value.field == "external_id"
+    text = "A question that is stored nowhere else."
+    record = ExampleCreate.model_construct(**{**ExampleCreate(input=text).model_dump(), "output": None})
+    with pytest.raises(InvalidInput) as on_insert:
+        service.bank.insert([record], service.writes.embedder().embed([text]), "m", "t")
+    assert on_insert.value.field == "output"
+    assert service.bank.get(one.id) == one
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [33, 300])
+def test_metadata_nested_too_deep_is_refused_and_nothing_is_stored(client: TestClient, depth: int) -> None:
+    """300 levels used to be stored by PATCH and then fail to serialise: a 500, and every later read of the
+    example a 500 too."""
+    example = first_example(client)
+    deep = nested(depth)
+    question = '"input": "A new question about deep nesting?"'
+    pair = '"prompt": "p", "response_a": "a", "response_b": "b"'
+    bodies = {
+        ("PATCH", f"/v1/examples/{example['id']}"): f'{{{question}, "metadata": {{"deep": {deep}}}}}',
+        ("POST", "/v1/examples"): f'{{{question}, "metadata": {{"deep": {deep}}}}}',
+        ("POST", "/v1/preferences"): f'{{{pair}, "metadata": {{"deep": {deep}}}}}',
+    }
+    for (method, path), body in bodies.items():
+        answer = client.request(method, path, content=body, headers={**CURATOR, "content-type": "application/json"})
+        assert answer.status_code == 422, (path, answer.text[:300])
+        assert answer.json()["error"]["field"] == "metadata"
+    assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json() == example
+    assert client.get("/v1/examples", params={"q": "deep nesting"}, headers=CURATOR).json()["examples"] == []
+
+
+def test_metadata_nested_within_the_limit_is_kept(client: TestClient) -> None:
+    example = first_example(client)
+    metadata = {"deep": json.loads(nested(31))}
+    answer = client.patch(f"/v1/examples/{example['id']}", json={"metadata": metadata}, headers=CURATOR)
+    assert answer.status_code == 200 and answer.json()["metadata"] == metadata
+
+
+def test_a_body_nested_past_what_the_parser_takes_is_refused_naming_the_body(client: TestClient) -> None:
+    example = first_example(client)
+    body = '{"metadata": ' + nested(5000) + "}"
+    answer = client.patch(
+        f"/v1/examples/{example['id']}", content=body, headers={**CURATOR, "content-type": "application/json"}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_json" and answer.json()["error"]["field"] == "body"
+
+
+# -- 2. hybrid with a prompt BM25 cannot use -----------------------------------------------------------------
+@pytest.mark.parametrize("prompt", ["the", "x", "a 1", "?!?!", "  é  "])
+def test_hybrid_falls_back_to_dense_ranking_when_the_prompt_has_no_terms(client: TestClient, prompt: str) -> None:
+    hybrid = client.post("/v1/select", json={"prompt": prompt, "strategy": "hybrid", "k": 3}, headers=READER)
+    assert hybrid.status_code == 200, hybrid.text
+    picked = hybrid.json()["examples"]
+    assert len(picked) == 3
+    assert all("dense ranking only" in example["why"]["reason"] for example in picked)
+    knn = client.post("/v1/select", json={"prompt": prompt, "strategy": "knn", "k": 3}, headers=READER).json()
+    assert [e["id"] for e in picked] == [e["id"] for e in knn["examples"]]  # the dense half, in its order
+
+
+def test_hybrid_still_fuses_when_the_prompt_has_terms(client: TestClient) -> None:
+    answer = client.post("/v1/select", json={"prompt": "probability of rolling a die", "strategy": "hybrid"},
+                         headers=READER)  # fmt: skip
+    assert answer.status_code == 200
+    assert all("lexical rank" in example["why"]["reason"] for example in answer.json()["examples"])
+
+
+# -- 3. templates that pad or repeat without bound ---------------------------------------------------------
+def text_select(client: TestClient, template: str, **extra: Any) -> httpx.Response:
+    body = {"prompt": "How fast does a cyclist ride?", "format": "text", "template": template, **extra}
+    return client.post("/v1/select", json=body, headers=READER)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{input:>10000000000000}",  # was a MemoryError inside the validator
+        "{input:>10000000}",  # was a 40 MB answer
+        "{input:>99999999}",  # was 400 MB
+        "{output:.100000}",
+        "{input:x^0000000000000000000000000000000000000000000000000000000000000000000000000000000000000201}",
+        "{input}" * 21,  # a field repeated past the placeholder limit
+        "{input:>>>}",  # not a spec a string takes
+    ],
+)
+def test_templates_that_pad_or_repeat_past_the_limits_are_refused(client: TestClient, template: str) -> None:
+    answer = text_select(client, template)
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["error"]["field"] == "template"
+    assert len(answer.content) < 1000
+
+
+def test_templates_within_the_limits_render(client: TestClient) -> None:
+    answer = text_select(client, "{input!r:>200.150}|{output:_<200}|" + "{steps}" * 18, k=2)
+    assert answer.status_code == 200, answer.text[:300]
+    first = answer.json()["text"].split("|")[0]
+    assert len(first) == 200 and first.startswith(" ") and first.strip().startswith("'")
+
+
+def test_an_answer_whose_text_would_pass_two_megabytes_is_refused(client: TestClient) -> None:
+    steps = [("long step " * 800)[:MAX_INPUT_CHARS]] * MAX_STEPS  # 512 KB of steps in one example
+    created = client.post(
+        "/v1/examples",
+        json={"input": "Quokkas per heron in the Zanzibar riddle?", "output": "7", "steps": steps,
+              "status": "approved", "topic": "riddles"},
+        headers=CURATOR,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text[:300]
+    # Another prompt: the leakage guard keeps an example out of a prompt that is its own question.
+    body = {"prompt": "A riddle about animals", "k": 1, "filters": {"topics": ["riddles"]}}
+    one_copy = text_select(client, "{steps}", **body)
+    assert one_copy.status_code == 200 and len(one_copy.json()["text"]) > 500_000
+    five_copies = text_select(client, "{steps}" * 5, **body)  # 2.56 MB
+    assert five_copies.status_code == 422, five_copies.text[:300]
+    assert five_copies.json()["error"]["field"] == "template" and len(five_copies.content) < 1000
+
+
+# -- 8. an unexpected failure: one log entry, the request id in the answer -----------------------------------
+def add_failing_routes(app: FastAPI) -> None:
+    def unexpected() -> None:
+        raise RuntimeError("a bug the handlers do not know")
+
+    def embedding_failed() -> None:
+        raise EmbeddingError("the model failed")
+
+    app.add_api_route("/test/unexpected", unexpected, include_in_schema=False)
+    app.add_api_route("/test/embedding-failed", embedding_failed, include_in_schema=False)
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """Every log record of the process, through the formatter `fewshot serve` uses (uvicorn's added later)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+    yield stream
+    logging.getLogger().removeHandler(handler)
+    logging.getLogger("uvicorn").removeHandler(handler)
+
+
+def tracebacks(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [line for line in map(json.loads, stream.getvalue().splitlines()) if "exc" in line]
+
+
+@pytest.mark.parametrize("path", ["/test/unexpected", "/test/embedding-failed"])
+def test_a_500_carries_its_request_id_and_is_logged_once_with_it(
+    app: FastAPI, captured: io.StringIO, path: str
+) -> None:
+    add_failing_routes(app)
+    with TestClient(app) as client:  # raise_server_exceptions: an exception escaping the app fails here
+        given = client.get(path, headers={"X-Request-ID": "trace-500.a"})
+        made = client.get(path)
+    for answer in (given, made):
+        assert answer.status_code == 500
+        assert answer.json()["error"]["request_id"] == answer.headers["X-Request-ID"]
+    assert given.headers["X-Request-ID"] == "trace-500.a"
+    logged = tracebacks(captured)
+    assert [line["request_id"] for line in logged] == ["trace-500.a", made.headers["X-Request-ID"]]
+
+
+def test_a_live_server_logs_an_unexpected_failure_once(app: FastAPI, captured: io.StringIO) -> None:
+    """Through uvicorn: an exception escaping the app used to be logged a second time, without the id."""
+    add_failing_routes(app)
+    with live_server(app) as url:
+        logging.getLogger("uvicorn").addHandler(captured_handler(captured))
+        answer = httpx.get(f"{url}/test/unexpected", headers={"X-Request-ID": "live-500"}, timeout=30)
+    assert answer.status_code == 500 and answer.json()["error"]["request_id"] == "live-500"
+    assert answer.headers["X-Request-ID"] == "live-500"
+    logged = tracebacks(captured)
+    assert len(logged) == 1 and logged[0]["request_id"] == "live-500"
+
+
+def captured_handler(stream: io.StringIO) -> logging.Handler:
+    return next(h for h in logging.getLogger().handlers if getattr(h, "stream", None) is stream)

@@ -3,12 +3,15 @@
 #    -v fewshot-data:/data -v fewshot-indexes:/indexes fewshot`
 FROM python:3.11-slim
 
+# The ONNX export is cached in the data volume: the user's home (/app) is root's, and a volume keeps the export
+# (seconds to make) across containers. Were it unwritable, the server would embed with PyTorch and say so.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 \
     FEWSHOT_DATA_DIR=/data \
-    FEWSHOT_INDEX_DIR=/indexes
+    FEWSHOT_INDEX_DIR=/indexes \
+    FEWSHOT_MODEL_CACHE_DIR=/data/model-cache
 
 WORKDIR /app
 

@@ -1,6 +1,6 @@
 """API keys and roles: who may call what.
 
-Keys come from FEWSHOT_API_KEYS (``key:role[:name],...``) and from the bank's ``api_keys`` table, where
+Keys come from FEWSHOT_API_KEYS (``key:role[:name[:rate]],...``) and from the bank's ``api_keys`` table, where
 admins create and revoke them; only a key's sha256 is stored. A caller presents ``Authorization: Bearer
 <key>``; its role must reach the one the route needs (reader < curator < admin). The key's name is the
 actor recorded in the history.
@@ -41,6 +41,7 @@ KEY_PREFIX = "fsk_"  # makes a leaked key recognisable to secret scanners and pe
 CACHE_SECONDS = 5.0  # a revoked key stops working in other processes within this time (at once in this one)
 CHECK_SECONDS = 5.0  # how often a service without keys looks for keys created since
 TOUCH_SECONDS = 60.0  # last_used_at is written at most this often per key and process
+MAX_KEY_RATE = 1_000_000.0  # a per-key rate above this is a typo, not a plan
 
 KeyName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@:-]+$")
@@ -73,6 +74,7 @@ class Principal:
     role: Role
     key_id: str | None = None  # the database key's id; None for settings keys and anonymous callers
     authenticated: bool = True
+    rate: float | None = None  # requests per second on each kind of route; None: the server's default
 
     def may(self, role: Role) -> bool:
         return RANK[self.role] >= RANK[role]
@@ -117,26 +119,43 @@ class _SettingsKey:
 
 
 def parse_api_keys(spec: str | None) -> list[tuple[str, Principal]]:
-    """``key:role[:name],...`` -> (key, principal); a key without a name is named after its role and a
-    fingerprint (never the key). Raises ConfigurationError naming the bad entry's position."""
+    """``key:role[:name[:rate]],...`` -> (key, principal); a key without a name is named after its role and a
+    fingerprint (never the key); rate (requests per second, 0 for none) overrides the server's default for
+    this key. Raises ConfigurationError naming the bad entry's position."""
     found: list[tuple[str, Principal]] = []
     for position, entry in enumerate((spec or "").split(","), start=1):
         if not entry.strip():
             continue
         parts = [part.strip() for part in entry.split(":")]
-        if len(parts) not in (2, 3) or not parts[0]:
-            raise ConfigurationError(f"FEWSHOT_API_KEYS entry {position} is not key:role or key:role:name")
+        if len(parts) not in (2, 3, 4) or not parts[0]:
+            raise ConfigurationError(
+                f"FEWSHOT_API_KEYS entry {position} is not key:role, key:role:name or key:role:name:rate"
+            )
         key, role = parts[0], parts[1]
         if role not in RANK:
             raise ConfigurationError(
                 f"FEWSHOT_API_KEYS entry {position} has role {role!r}; roles are {', '.join(ROLES)}"
             )
-        name = parts[2] if len(parts) == 3 and parts[2] else f"{role}-{digest(key)[:8]}"
-        found.append((key, Principal(name, role)))  # type: ignore[arg-type]  # role checked above
+        name = parts[2] if len(parts) >= 3 and parts[2] else f"{role}-{digest(key)[:8]}"
+        rate = _parse_rate(parts[3], position) if len(parts) == 4 and parts[3] else None
+        found.append((key, Principal(name, role, rate=rate)))  # type: ignore[arg-type]  # role checked above
     keys = [key for key, _ in found]
     if len(set(keys)) != len(keys):
         raise ConfigurationError("FEWSHOT_API_KEYS names the same key twice")
     return found
+
+
+def _parse_rate(text: str, position: int) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= MAX_KEY_RATE:  # also refuses nan and inf
+        raise ConfigurationError(
+            f"FEWSHOT_API_KEYS entry {position} has rate {text!r}; a rate is requests per second, "
+            f"0 (no limit) to {MAX_KEY_RATE:g}"
+        )
+    return rate
 
 
 class KeyCreate(BaseModel):
@@ -144,6 +163,13 @@ class KeyCreate(BaseModel):
 
     name: KeyName = Field(description="Who uses the key; recorded as the actor of every change made with it.")
     role: Role
+    rate_per_second: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_KEY_RATE,
+        description="Requests per second this key may make on each kind of route (0: no limit); "
+        "omitted: the server's FEWSHOT_RATE_LIMIT_PER_SECOND.",
+    )
 
 
 class KeyInfo(BaseModel):
@@ -155,6 +181,7 @@ class KeyInfo(BaseModel):
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    rate_per_second: float | None = None
 
     @classmethod
     def of(cls, stored: StoredKey) -> KeyInfo:
@@ -244,7 +271,12 @@ class Authenticator:
         if stored is None:
             self._cache.pop(key_digest, None)
             return None
-        principal = Principal(stored.name, stored.role, key_id=stored.id)  # type: ignore[arg-type]
+        principal = Principal(
+            stored.name,
+            stored.role,  # type: ignore[arg-type]
+            key_id=stored.id,
+            rate=stored.rate_per_second,
+        )
         with self._lock:
             if len(self._cache) > 10_000:  # bounded: stale entries go first, then everything
                 now = time.monotonic()
@@ -258,7 +290,9 @@ class Authenticator:
     # -- keys in the bank -------------------------------------------------------------------------
     def create(self, request: KeyCreate) -> KeyCreated:
         key = new_key()
-        stored = self.bank.create_key(uuid.uuid4().hex, request.name, request.role, digest(key))
+        stored = self.bank.create_key(
+            uuid.uuid4().hex, request.name, request.role, digest(key), request.rate_per_second
+        )
         self._on = True  # the first key created turns authentication on at once, not within CHECK_SECONDS
         return KeyCreated(**KeyInfo.of(stored).model_dump(), key=key)
 

@@ -193,9 +193,14 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     # Security and reliability (issue 8): limits, logs, metrics.
     rate_limit_per_second: float = Field(
-        100.0, ge=0, description="Requests per second each API key (or client address without auth) may make; 0: off."
+        1000.0,
+        ge=0,
+        description="Requests per second each API key may make on each kind of route (select, metrics, admin, "
+        "the rest), unless the key has its own rate; 0: off. Never applied without authentication.",
     )
-    rate_limit_burst: int = Field(200, ge=1, description="Requests a key may make at once before the rate applies.")
+    rate_limit_burst: int = Field(
+        2000, ge=1, description="Requests a key may make at once before the default rate applies."
+    )
     max_in_flight: int = Field(
         100, ge=1, description="Requests handled at once; more wait up to queue_timeout_seconds, then get 503."
     )

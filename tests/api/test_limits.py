@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from starlette.requests import Request
 
 from fewshot_service.api import create_app
 from fewshot_service.api.routes.examples import _lines
+from fewshot_service.auth import parse_api_keys
 from fewshot_service.embedding import SentenceTransformerEmbedder
+from fewshot_service.errors import ConfigurationError
 
-from ..keyed import bearer, keyed_service
+from ..keyed import SPEC, bearer, keyed_service, tiny_seed_dir
 from ..servers import live_server
 
 
@@ -63,12 +66,70 @@ def test_failed_key_attempts_are_limited_per_address(limited: TestClient) -> Non
     assert statuses == [401, 401, 429]
 
 
-def test_without_keys_each_client_address_is_limited(tmp_path: Path, make_service: Any) -> None:
-    service = make_service(seed_dir=tmp_path / "none", seed_on_empty=False, rate_limit_per_second=1, rate_limit_burst=3)
+def test_without_keys_a_burst_of_local_selects_is_never_limited(tmp_path: Path, make_service: Any) -> None:
+    # Default settings: three local clients selecting as fast as they can, and an admin call beside them.
+    service = make_service(seed_dir=tiny_seed_dir(tmp_path / "seed"))
     with TestClient(create_app(service.settings, service, start="now")) as client:
-        statuses = [client.get("/v1/examples").status_code for _ in range(4)]
-        assert statuses == [200, 200, 200, 429]
-        assert client.get("/healthz").status_code == 200  # probes are never limited
+
+        def burst(n: int) -> list[int]:
+            return [select(client, {}, k=1).status_code for _ in range(n)]
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            statuses = [status for batch in pool.map(burst, [150, 150, 150]) for status in batch]
+        assert statuses == [200] * 450
+        assert client.get("/v1/admin/index").status_code == 200
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_key_whose_select_bucket_is_empty_still_reaches_probes_metrics_and_admin(limited: TestClient) -> None:
+    for role in ("reader", "admin"):
+        while select(limited, bearer(role)).status_code != 429:
+            pass
+    assert select(limited, bearer("curator")).status_code == 200  # another key selects on
+    assert limited.get("/metrics", headers=bearer("reader")).status_code == 200  # its own bucket per route kind
+    assert limited.get("/v1/admin/index", headers=bearer("admin")).status_code == 200
+    assert limited.get("/v1/admin/keys", headers=bearer("admin")).status_code == 200
+    for probe in ("/healthz", "/readyz"):
+        assert [limited.get(probe).status_code for _ in range(5)] == [200] * 5
+    assert select(limited, bearer("reader")).status_code == 429  # and the empty bucket is still empty
+
+
+OWN_RATES = {"slow-key-0123456789": ("slow", 3), "free-key-0123456789": ("free", 0)}
+
+
+def test_a_key_may_carry_its_own_rate_in_the_settings_and_in_the_bank(tmp_path: Path, make_service: Any) -> None:
+    spec = ",".join([SPEC, *(f"{key}:reader:{name}:{rate}" for key, (name, rate) in OWN_RATES.items())])
+    service = make_service(
+        seed_dir=tiny_seed_dir(tmp_path / "seed"), api_keys=spec, rate_limit_per_second=1, rate_limit_burst=2
+    )
+    with TestClient(create_app(service.settings, service, start="now")) as client:
+        slow = {"Authorization": "Bearer slow-key-0123456789"}
+        assert [select(client, slow).status_code for _ in range(4)] == [200, 200, 200, 429]  # 3/s, not 1/s
+        free = {"Authorization": "Bearer free-key-0123456789"}
+        assert {select(client, free).status_code for _ in range(20)} == {200}  # 0: no limit for this key
+        assert [select(client, bearer("reader")).status_code for _ in range(3)] == [200, 200, 429]  # the default
+
+        made = client.post(
+            "/v1/admin/keys", json={"name": "batch", "role": "reader", "rate_per_second": 4}, headers=bearer("admin")
+        )
+        assert made.status_code == 201 and made.json()["rate_per_second"] == 4
+        batch = {"Authorization": f"Bearer {made.json()['key']}"}
+        assert [select(client, batch).status_code for _ in range(5)] == [200, 200, 200, 200, 429]
+        refused = client.post(
+            "/v1/admin/keys", json={"name": "bad", "role": "reader", "rate_per_second": -1}, headers=bearer("admin")
+        )
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "rate_per_second"
+        time.sleep(1)  # the admin's own bucket (1/s, two at once) has given its two
+        listed = client.get("/v1/admin/keys", headers=bearer("admin")).json()
+        assert [k["rate_per_second"] for k in listed if k["name"] == "batch"] == [4]
+
+
+@pytest.mark.parametrize("rate", ["fast", "-1", "nan", "inf"])
+def test_a_bad_rate_in_the_key_settings_names_the_entry(rate: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"entry 2 has rate '{rate}'"):
+        parse_api_keys(f"k1:reader,k2:reader:job:{rate}")
+    # the old forms stay valid
+    assert [p.rate for _, p in parse_api_keys("k1:reader,k2:admin:ops,k3:reader::7")] == [None, None, 7.0]
 
 
 def test_bodies_over_one_mebibyte_get_413_in_the_contract_body(unlimited: TestClient) -> None:

@@ -60,6 +60,17 @@ def test_image_serves_fewshot_on_all_interfaces_with_volumes() -> None:
     assert "FEWSHOT_DATA_DIR=/data" in env and "FEWSHOT_INDEX_DIR=/indexes" in env
 
 
+def test_the_onnx_cache_is_in_a_folder_the_image_gives_its_user() -> None:
+    # The user's home (/app) is root's: the default ~/.cache could not be written, and ONNX would be lost.
+    instructions = dockerfile()
+    env = dict(item.split("=", 1) for item in " ".join(a for i, a in instructions if i == "ENV").split())
+    cache = env["FEWSHOT_MODEL_CACHE_DIR"]
+    run = " ".join(a for i, a in instructions if i == "RUN")
+    owned = re.search(r"chown fewshot ([/\w ]+)", run)
+    assert owned is not None
+    assert any(cache == folder or cache.startswith(folder + "/") for folder in owned.group(1).split())
+
+
 def test_healthcheck_probes_a_real_route() -> None:
     probe = dict(dockerfile())["HEALTHCHECK"]
     path = re.search(r"127\.0\.0\.1:8000(/\w+)", probe)

@@ -122,7 +122,11 @@ def test_keys_commands_create_list_and_revoke_keys_in_the_bank(tmp_path: Path) -
     missing = runner.invoke(cli, ["keys", "revoke", "no-such-id"], env=env)
     assert missing.exit_code == 1 and "no API key with id 'no-such-id'" in missing.stderr
     bad = runner.invoke(cli, ["keys", "create", "--name", "two words", "--role", "reader"], env=env)
-    assert bad.exit_code == 1 and "invalid key name" in bad.stderr
+    assert bad.exit_code == 1 and "invalid key: name:" in bad.stderr
+    fast = runner.invoke(cli, ["keys", "create", "--name", "bulk-job", "--role", "reader", "--rate", "5"], env=env)
+    assert fast.exit_code == 0, fast.output
+    assert [k.rate_per_second for k in bank.list_keys() if k.name == "bulk-job"] == [5.0]
+    assert "rate/s" in runner.invoke(cli, ["keys", "list"], env=env).stdout
     bank.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -139,3 +140,38 @@ def test_onnx_gives_each_text_the_same_vector_whatever_it_is_batched_with(onnx_e
         assert np.allclose(onnx_embedder.embed(texts), alone, atol=1e-5)
     finally:
         onnx_embedder.batch_size = cap
+
+
+def fallback_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "not using ONNX Runtime" in r.getMessage()]
+
+
+def test_auto_embeds_with_pytorch_when_the_cache_cannot_be_written(caplog: pytest.LogCaptureFixture) -> None:
+    unwritable = Path("/dev/null/onnx")  # a file where a folder should be: no user can create it
+    with caplog.at_level(logging.WARNING, logger="fewshot_service.embedding"):
+        chosen = load_embedder(PACKAGED_MODEL, "auto", unwritable, seed_inputs(SEED_DIR)[:8])
+    assert isinstance(chosen, SentenceTransformerEmbedder)
+    assert chosen.embed(["how many apples?"]).shape == (1, chosen.dim)
+    (line,) = fallback_lines(caplog)  # one line, which says why and what to do
+    assert "/dev/null/onnx" in line and "FEWSHOT_MODEL_CACHE_DIR" in line
+
+
+def test_onnx_asked_for_with_an_unwritable_cache_is_one_clear_error() -> None:
+    with pytest.raises(EmbeddingError) as refused:
+        load_embedder(PACKAGED_MODEL, "onnx", Path("/dev/null/onnx"), seed_inputs(SEED_DIR)[:8])
+    assert "cannot write the ONNX export to /dev/null/onnx" in refused.value.message
+    assert "\n" not in refused.value.message
+
+
+def test_auto_embeds_with_pytorch_when_a_cached_export_cannot_be_loaded(
+    onnx_embedder: OnnxEmbedder, onnx_cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = tmp_path / "cache"
+    shutil.copytree(onnx_cache, damaged)
+    (folder,) = [p for p in damaged.iterdir() if not p.name.startswith(".")]
+    (folder / "model.onnx").write_bytes(b"not a model")  # a verdict that says yes beside a broken file
+    with caplog.at_level(logging.WARNING, logger="fewshot_service.embedding"):
+        chosen = load_embedder(PACKAGED_MODEL, "auto", damaged, seed_inputs(SEED_DIR))
+    assert isinstance(chosen, SentenceTransformerEmbedder)
+    (line,) = fallback_lines(caplog)
+    assert "cannot load the ONNX model" in line

@@ -25,6 +25,7 @@ class StoredKey:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    rate_per_second: float | None = None  # None: the server's default rate
 
 
 def _stored(row: RowMapping) -> StoredKey:
@@ -35,13 +36,25 @@ def _stored(row: RowMapping) -> StoredKey:
         created_at=utc(row["created_at"]),
         revoked_at=utc(row["revoked_at"]) if row["revoked_at"] else None,
         last_used_at=utc(row["last_used_at"]) if row["last_used_at"] else None,
+        rate_per_second=row["rate_per_second"],
     )
 
 
 class KeyStore(SqlBase):
-    def create_key(self, key_id: str, name: str, role: str, key_hash: str) -> StoredKey:
+    def create_key(
+        self, key_id: str, name: str, role: str, key_hash: str, rate_per_second: float | None = None
+    ) -> StoredKey:
         with self._transaction() as conn:
-            conn.execute(insert(api_keys).values(id=key_id, name=name, role=role, key_hash=key_hash, created_at=now()))
+            conn.execute(
+                insert(api_keys).values(
+                    id=key_id,
+                    name=name,
+                    role=role,
+                    key_hash=key_hash,
+                    created_at=now(),
+                    rate_per_second=rate_per_second,
+                )
+            )
             row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().one()
         return _stored(row)
 

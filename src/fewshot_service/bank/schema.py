@@ -147,6 +147,8 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     # Written at most once a minute per key and process, off the request path.
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # Requests per second this key may make on each kind of route; null: FEWSHOT_RATE_LIMIT_PER_SECOND.
+    Column("rate_per_second", Float, nullable=True),
 )
 
 # Issue 20: what /v1/select served (kept selection_retention_days), and what the application reported back.

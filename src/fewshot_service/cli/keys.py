@@ -41,15 +41,22 @@ def keys_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Who uses the key; the actor of every change made with it.")],
     role: Annotated[RoleChoice, typer.Option(help="reader (select), curator (+ curation), admin (+ operations).")],
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Requests per second this key may make on each kind of route (0: no limit); "
+            "default: FEWSHOT_RATE_LIMIT_PER_SECOND."
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it (stdout), this once: only its sha256 is stored."""
     from ..auth import KeyCreate
 
     def create() -> KeyCreated:
         try:
-            request = KeyCreate(name=name, role=role.value)
+            request = KeyCreate(name=name, role=role.value, rate_per_second=rate)
         except ValidationError as exc:
-            raise FewshotError(f"invalid key name {name!r}: {describe(exc)}") from exc
+            raise FewshotError(f"invalid key: {describe(exc)}") from exc
         return _authenticator(ctx).create(request)
 
     created = run(create)
@@ -65,8 +72,9 @@ def keys_create(
 def keys_list(ctx: typer.Context) -> None:
     """Every key in the bank, revoked ones included (never the keys themselves)."""
     keys = run(lambda: _authenticator(ctx).list())
-    rows = [(k.id, k.name, k.role, k.created_at, k.revoked_at, k.last_used_at) for k in keys]
-    Console().print(table("API keys", ("id", "name", "role", "created", "revoked", "last used"), rows))
+    rows = [(k.id, k.name, k.role, k.rate_per_second, k.created_at, k.revoked_at, k.last_used_at) for k in keys]
+    columns = ("id", "name", "role", "rate/s", "created", "revoked", "last used")
+    Console().print(table("API keys", columns, rows))
 
 
 @keys_app.command("revoke")

@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 VERDICT_FILE = "agreement.json"
 # Bumped when export_onnx changes what it writes, so old exports are not reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 BACKENDS = ("auto", "onnx", "torch")
-# torch.onnx.export keeps global state: two exports in one process must not overlap (processes may).
+# torch.export keeps global state: two exports in one process must not overlap (processes may).
 _EXPORT_LOCK = threading.Lock()
 
 
@@ -62,7 +62,7 @@ def cache_key(model: str) -> str:
     """Changes when the model files, the exporter or the runtime change."""
     model_id, location = resolve_model(model)
     parts = [model_id, location, str(EXPORT_FORMAT)]
-    parts += [f"{p}={_version(p)}" for p in ("torch", "transformers", "onnxruntime", "tokenizers")]
+    parts += [f"{p}={_version(p)}" for p in ("torch", "transformers", "onnxscript", "onnxruntime", "tokenizers")]
     root = Path(location)
     if root.is_dir():
         for path in sorted(root.rglob("*")):
@@ -81,40 +81,72 @@ def load_embedder(
     batch_size: int = 64,
     min_agreement: float = 0.99,
 ) -> Embedder:
-    """The embedder for `backend`: "torch", "onnx" (an error when refused) or "auto" (onnx when it agrees)."""
+    """The embedder for `backend`: "torch", "onnx" (an error when refused) or "auto" (onnx when it agrees).
+
+    auto never fails for ONNX's sake: whatever stops ONNX Runtime (no package, a cache that cannot be written,
+    an export or a load that fails, a disagreement) is one warning line, and PyTorch embeds instead."""
     if backend not in BACKENDS:
         raise ConfigurationError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
         return SentenceTransformerEmbedder(model, batch_size)
+    reference = _Reference(model, batch_size)
+    try:
+        onnx = _checked_onnx(reference, cache_dir, agreement_texts, batch_size, min_agreement)
+    except EmbeddingError as exc:
+        if backend == "onnx":
+            raise
+        log.warning("not using ONNX Runtime, embedding with PyTorch: %s", exc.message)
+        return reference.get()
+    return onnx
+
+
+class _Reference:
+    """The PyTorch model, loaded when first needed and at most once: a start that finds a checked export
+    in the cache never loads it; one that exports or falls back loads it once for both."""
+
+    def __init__(self, model: str, batch_size: int) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self._loaded: SentenceTransformerEmbedder | None = None
+
+    def get(self) -> SentenceTransformerEmbedder:
+        if self._loaded is None:
+            self._loaded = SentenceTransformerEmbedder(self.model, self.batch_size)
+        return self._loaded
+
+
+def _checked_onnx(
+    reference: _Reference, cache_dir: Path, texts: Sequence[str], batch_size: int, min_agreement: float
+) -> OnnxEmbedder:
+    """The cached (or freshly exported) ONNX model once it agrees with the reference; EmbeddingError when not."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        if backend == "onnx":
-            raise ConfigurationError("the onnx embedding backend needs the onnxruntime package") from exc
-        log.info("onnxruntime is not installed: embedding with PyTorch")
-        return SentenceTransformerEmbedder(model, batch_size)
-
-    folder = cache_dir / cache_key(model)
+        raise EmbeddingError("the onnx embedding backend needs the onnxruntime package") from exc
+    folder = cache_dir / cache_key(reference.model)
     verdict = _read_verdict(folder)
-    reference: SentenceTransformerEmbedder | None = None
-    if verdict is None or verdict.texts < len(agreement_texts):
-        reference = SentenceTransformerEmbedder(model, batch_size)
-        verdict = _export_and_check(reference, folder, agreement_texts, batch_size)
+    if verdict is None or verdict.texts < len(texts):
+        # Loaded outside the export's error handling: a model that cannot load is no reason to try PyTorch.
+        model = reference.get()
+        try:
+            verdict = _export_and_check(model, folder, texts, batch_size)
+        except OSError as exc:  # the cache folder cannot be made or written (a read-only home, a bad path)
+            raise EmbeddingError(
+                f"cannot write the ONNX export to {cache_dir} ({exc.strerror or exc}); "
+                "set FEWSHOT_MODEL_CACHE_DIR to a writable folder"
+            ) from exc
     if verdict.texts == 0 or verdict.min_cosine < min_agreement:
-        reason = (
+        raise EmbeddingError(
             f"ONNX Runtime embeddings disagree with the reference model (min cosine {verdict.min_cosine:.4f} "
             f"< {min_agreement} over {verdict.texts} texts)"
         )
-        if backend == "onnx":
-            raise EmbeddingError(reason)
-        log.warning("%s: embedding with PyTorch", reason)
-        return reference or SentenceTransformerEmbedder(model, batch_size)
+    embedder = OnnxEmbedder(folder, batch_size)
     log.info(
         "embedding with ONNX Runtime: it agrees with the reference model on %d texts (min cosine %.6f)",
         verdict.texts,
         verdict.min_cosine,
     )
-    return OnnxEmbedder(folder, batch_size)
+    return embedder
 
 
 def _export_and_check(

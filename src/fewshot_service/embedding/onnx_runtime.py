@@ -9,8 +9,11 @@ reference model is checked by `backends.load_embedder` before it is used, never 
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,24 @@ MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Not "embedding": the exported BERT graph already names a value so (its token embedding lookup).
+OUTPUT = "sentence_embedding"
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter's chatter kept out of the server's log: a warning per torchvision operator it cannot
+    register (torchvision is not installed, and BERT uses none) and library-internal deprecation notices."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        registration.setLevel(level)
 
 
 def export_onnx(reference_model: Any, directory: Path, model_id: str) -> None:
@@ -53,18 +74,20 @@ def export_onnx(reference_model: Any, directory: Path, model_id: str) -> None:
     sample = tokenizer(["an example sentence", "a second, longer example sentence"], padding=True, return_tensors="pt")
     if "token_type_ids" not in sample:
         raise EmbeddingError("ONNX export needs a BERT-style tokenizer with token_type_ids")
-    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {"embedding": {0: "batch"}}
-    with torch.inference_mode():
+    # Batch size and text length vary from call to call; the graph must not be specialised to the sample's.
+    dynamic = torch.export.Dim.DYNAMIC
+    with _quiet_exporter():
         torch.onnx.export(
             MeanPooled().eval(),
             tuple(sample[name] for name in _INPUTS),
             str(directory / MODEL_FILE),
             input_names=list(_INPUTS),
-            output_names=["embedding"],
-            dynamic_axes=axes,
-            opset_version=17,
-            # The TorchScript exporter: the dynamo one needs onnxscript and gives the same graph here.
-            dynamo=False,
+            output_names=[OUTPUT],
+            dynamic_shapes=tuple({0: dynamic, 1: dynamic} for _ in _INPUTS),
+            opset_version=18,
+            dynamo=True,  # torch.export + onnxscript: the TorchScript exporter is deprecated
+            external_data=False,  # one self-contained file, as OnnxEmbedder loads it
+            verbose=False,
         )
     tokenizer.backend_tokenizer.save(str(directory / TOKENIZER_FILE))
     get_dim = (
@@ -146,7 +169,7 @@ class OnnxEmbedder:
             feeds["input_ids"][row, :size] = encoding.ids
             feeds["attention_mask"][row, :size] = 1
             feeds["token_type_ids"][row, :size] = encoding.type_ids
-        (vectors,) = self._session.run(["embedding"], feeds)
+        (vectors,) = self._session.run([OUTPUT], feeds)
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

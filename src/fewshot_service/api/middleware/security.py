@@ -1,9 +1,11 @@
 """Route dependencies for authentication, roles and the per-key rate limit.
 
 Every router but the probes and docs declares ``require(role)``. The principal is resolved once per
-request (FastAPI caches the dependency): 401 for a missing or unknown key, 429 when its bucket is empty,
-403 when its role is too low. Async on purpose: a cached key costs no thread hop; only a key not seen for
-a few seconds, or the periodic "do keys exist now?" check, reads the bank, in the thread pool.
+request (FastAPI caches the dependency): 401 for a missing or unknown key, 429 when its bucket for this
+kind of route is empty, 403 when its role is too low. Without authentication nothing is rate limited: the
+callers are local (loopback only), and throttling them would only break a developer's own scripts.
+Async on purpose: a cached key costs no thread hop; only a key not seen for a few seconds, or the periodic
+"do keys exist now?" check, reads the bank, in the thread pool.
 """
 
 from __future__ import annotations
@@ -16,29 +18,25 @@ from starlette.concurrency import run_in_threadpool
 
 from ...auth import ANONYMOUS, Authenticator, Principal, Role
 from ...errors import Forbidden, RateLimited, Unauthorized
-from .ratelimit import RateLimiter, retry_after
+from .ratelimit import RateLimiter, retry_after, route_kind
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 
 
-def _limit(request: Request, bucket: str) -> None:
+def _limit(request: Request, bucket: str, who: str, rate: float | None = None) -> None:
     limiter: RateLimiter = request.app.state.rate_limiter
-    wait = limiter.take(bucket)
+    wait = limiter.take(bucket, rate)
     if wait:
-        raise RateLimited(
-            f"too many requests from {bucket.split(':', 1)[0]} {bucket.split(':', 1)[1]!r}; retry later",
-            retry_after=retry_after(wait),
-        )
+        raise RateLimited(f"too many requests from {who}; retry later", retry_after=retry_after(wait))
 
 
 async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 ) -> Principal:
     auth: Authenticator = request.app.state.auth
-    client = f"address:{request.client.host if request.client else 'unknown'}"
+    address = request.client.host if request.client else "unknown"
     enabled = auth.enabled() if auth.settled() else await run_in_threadpool(auth.enabled)
     if not enabled:
-        _limit(request, client)
         principal = ANONYMOUS
     else:
         key = credentials.credentials if credentials is not None else None
@@ -47,12 +45,13 @@ async def current_principal(
             found = auth.cached(key) or await run_in_threadpool(auth.lookup, key)
         if found is None:
             # Failed attempts are charged to the address, so guessing keys is slow as well as hopeless.
-            _limit(request, client)
+            _limit(request, f"address:{address}", f"address {address!r}")
             raise Unauthorized(
                 "an API key is required: send Authorization: Bearer <key>" if not key else "unknown or revoked API key",
                 field="Authorization",
             )
-        _limit(request, f"key:{found.key_id or found.name}")
+        kind = route_kind(request.url.path)
+        _limit(request, f"key:{found.key_id or found.name}:{kind}", f"key {found.name!r} ({kind} routes)", found.rate)
         principal = found
     request.state.principal = principal  # for the access log
     return principal

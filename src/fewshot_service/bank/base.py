@@ -164,7 +164,12 @@ class SqlBase:
                 self.writer = self.engine
                 self._watchdog = Watchdog(timeouts.statement_seconds + CUT_GRACE_SECONDS)
             install(self.engine, self.health, self._watchdog)
-        except (SQLAlchemyError, ValueError, ImportError) as exc:
+        except ImportError as exc:  # the PostgreSQL driver is the [postgres] extra
+            raise BankError(
+                f"cannot open the bank at {masked(url)!r}: its driver {exc.name or exc} is not installed; "
+                "for PostgreSQL: pip install 'fewshot-service[postgres]'"
+            ) from exc
+        except (SQLAlchemyError, ValueError) as exc:
             raise BankError(f"cannot open the bank at {masked(url)!r}: {exc}") from exc
 
     def _connect(self) -> Connection:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from ...errors import NotFound
+from ...errors import FeatureNotInstalled, NotFound
 from ...models import Status
 from ...monitoring.agreement import AgreementReport
 from ...monitoring.stats import StatsReport
@@ -48,7 +48,10 @@ def chart(
     ] = None,
 ) -> Response:
     """topic_difficulty (heatmap, coverage), difficulty_by_topic (histograms) or source_mix, as a PNG."""
-    from ...monitoring.charts import CHARTS, render_chart  # matplotlib loads on the first chart, not with the app
+    try:  # matplotlib loads on the first chart, not with the app, and only where [monitoring] is installed
+        from ...monitoring.charts import CHARTS, render_chart
+    except ImportError as exc:
+        raise FeatureNotInstalled.needing("charts", "monitoring", exc) from exc
 
     if name not in CHARTS:
         raise NotFound(f"no chart {name!r}; the charts are {', '.join(CHARTS)}", field="name")

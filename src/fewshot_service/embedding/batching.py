@@ -8,8 +8,7 @@ of their threads takes everything queued as the next batch. The embedder cuts a 
 similar lengths (padding.py), so a long prompt does not make the short ones beside it pay for its padding.
 
 Lanes: how many batches may run at once. Two calls on 2 cores keep both busy where one call's small matrices
-leave one idle part of the time: measured on 480 mixed MMLU/BANKING77/ARC prompts in groups of 8, one lane
-embedded 176 texts/s and two 215.
+leave one idle part of the time (figures in benchmarks/RESULTS.md, "Scale").
 """
 
 from __future__ import annotations

@@ -72,8 +72,8 @@ def similarity_to(vectors: np.ndarray, position: int) -> np.ndarray:
     """Cosine similarity of every candidate to one of them.
 
     Greedy strategies need only the rows of their picks, so they take them one matrix-vector product at a
-    time: a whole m×m Gram matrix of a pool of 40 or more goes to multi-threaded BLAS, measured at 16 ms
-    instead of 0.01 while the other core served requests (k products of a pool of 40: 0.02 ms)."""
+    time: a whole m×m Gram matrix of a large pool goes to multi-threaded BLAS, which stalls while the other
+    core serves requests; k small products never do."""
     return np.asarray(vectors @ vectors[position])
 
 

@@ -2,9 +2,9 @@
 
 glibc gives each thread that allocates concurrently an arena of its own, up to 8 per core. The server's
 thread pool (embedding, FAISS, SQLite and ONNX Runtime work on 40 threads) then spreads short-lived buffers
-over many arenas whose freed space is rarely returned: measured on the reference machine under
-benchmarks/load.py, resident memory grew about 11% in 150 s with the default and about 3% in 120 s,
-levelling off, with two arenas. Setting MALLOC_ARENA_MAX in the environment overrides this.
+over many arenas whose freed space is rarely returned: under benchmarks/load.py resident memory kept growing
+with the default and levelled off with two arenas (figures in benchmarks/RESULTS.md, "Load").
+Setting MALLOC_ARENA_MAX in the environment overrides this.
 """
 
 from __future__ import annotations

@@ -94,6 +94,9 @@ MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
         "curator", 200, None, lambda f: (f"/v1/examples/{f.example()}", {"json": {"tags": ["edited"]}}),
     ),
     ("DELETE", "/v1/examples/{example_id}"): ("curator", 204, None, lambda f: (f"/v1/examples/{f.example()}", {})),
+    ("GET", "/v1/examples/{example_id}/usage"): (
+        "curator", 200, None, lambda f: (f"/v1/examples/{f.example()}/usage", {}),
+    ),
     ("GET", "/v1/examples/{example_id}/history"): (
         "curator", 200, None, lambda f: (f"/v1/examples/{f.example()}/history", {}),
     ),

@@ -85,3 +85,18 @@ def test_add_example_lands_pending_and_is_not_selected_until_approved(url: str) 
         client.edit(new_id, {"status": "approved"})
     shown = FewshotExampleSelector(base_url=url, api_key=KEY_OF["reader"], k=3, strategy="knn", id_key="id")
     assert {"input": question, "output": "210", "id": new_id} in shown.select_examples({"input": paraphrase})
+
+
+def test_the_selector_reports_the_outcome_of_its_last_selection(url: str) -> None:
+    chosen = selector(url)
+    with pytest.raises(ValueError, match="select examples first"):
+        chosen.feedback("success")
+    chosen.select_examples({"input": QUESTION})
+    first = chosen.last_selection_id
+    assert first is not None
+    chosen.feedback("failure", note="the answer was wrong")
+    stored = httpx.post(f"{url}/v1/feedback", json={"selection_id": first, "outcome": 0.5},
+                        headers=bearer("curator"))  # fmt: skip
+    assert stored.status_code == 200  # the selection was recorded under the selector's key, and reported on
+    asyncio.run(chosen.aselect_examples({"input": QUESTION}))
+    assert chosen.last_selection_id not in (None, first)

@@ -54,9 +54,12 @@ class FewshotExampleSelector(BaseExampleSelector):
         self.input_key, self.output_key, self.steps_key, self.id_key = input_key, output_key, steps_key, id_key
         self.query_key = query_key
         self.status = status  # what add_example stores: pending, for a curator to review
+        # The last selection this selector made, for feedback(); with concurrent chains, pass the id instead.
+        self.last_selection_id: str | None = None
 
     def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
         answer = self.client.select(self._prompt_of(input_variables), **self.request)
+        self.last_selection_id = answer.selection_id
         return [self._as_dict(example) for example in answer.examples]
 
     async def aselect_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
@@ -66,7 +69,16 @@ class FewshotExampleSelector(BaseExampleSelector):
         else:  # an httpx.AsyncClient belongs to one event loop: a short-lived one fits any caller's loop
             async with self.client.async_twin() as client:
                 answer = await client.select(prompt, **self.request)
+        self.last_selection_id = answer.selection_id
         return [self._as_dict(example) for example in answer.examples]
+
+    def feedback(self, outcome: str | float, *, selection_id: str | None = None, note: str | None = None) -> None:
+        """Report how the answer built on the last selection (or `selection_id`) turned out: "success",
+        "failure" or a score in [0, 1]; the service turns outcomes into each example's measured utility."""
+        chosen = selection_id or self.last_selection_id
+        if chosen is None:
+            raise ValueError("no selection to report on: select examples first, or pass selection_id")
+        self.client.feedback(chosen, outcome, note=note)
 
     def add_example(self, example: dict[str, str]) -> str:
         """Add through the curation API (pending by default: selectable once a curator approves it); its id."""

@@ -94,6 +94,9 @@ MATRIX: dict[tuple[str, str], tuple[str | None, int, str | None, Build]] = {
         "curator", 200, None, lambda f: (f"/v1/examples/{f.example()}", {"json": {"tags": ["edited"]}}),
     ),
     ("DELETE", "/v1/examples/{example_id}"): ("curator", 204, None, lambda f: (f"/v1/examples/{f.example()}", {})),
+    ("GET", "/v1/review/progress"): (
+        "curator", 200, None, lambda f: ("/v1/review/progress", {"params": {"since": "2026-01-01T00:00:00Z"}}),
+    ),
     ("GET", "/v1/examples/{example_id}/usage"): (
         "curator", 200, None, lambda f: (f"/v1/examples/{f.example()}/usage", {}),
     ),

@@ -184,6 +184,10 @@ def test_label_three_items_by_keyboard_with_step_ratings(workbench: Workbench, p
     expect(page.locator("#done-count")).to_have_text("3")
 
     with workbench.api(KEY_OF["curator"]) as api:
+        since = page.evaluate("(() => { const d = new Date(); d.setHours(0, 0, 0, 0); return d.toISOString(); })()")
+        today = api.get("/v1/review/progress", params={"since": since}).json()["labelled"]
+        assert today >= 3  # the key's labels from the browser's midnight, earlier tests' included
+        expect(page.locator("#today-count")).to_have_text(str(today))
         labels = {i: api.get(f"/v1/examples/{i}/labels").json() for i in (first, second_id, third_id)}
     (one,), (two,), (three,) = labels[first], labels[second_id], labels[third_id]
     assert (one["annotator"], one["verdict"], one["score"], one["step_ratings"]) == ("cara", "approve", 4, None)

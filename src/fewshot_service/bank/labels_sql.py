@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from ..errors import Conflict, NotFound
 from ..models import Example, HistoryEntry, Label, LabelCreate
@@ -106,6 +107,14 @@ class LabelStore(SqlBase):
             self._existing(conn, example_id)
             query = select(labels).where(labels.c.example_id == example_id).order_by(labels.c.created_at, labels.c.id)
             return [row_to_label(row) for row in conn.execute(query).mappings()]
+
+    def labels_by(self, annotator: str, since: datetime) -> int:
+        """How many labels the annotator gave since `since` that still count (not withdrawn)."""
+        query = select(func.count()).where(
+            labels.c.annotator == annotator, labels.c.created_at >= since, labels.c.withdrawn_at.is_(None)
+        )
+        with self._connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def labels_for(self, example_ids: Sequence[str]) -> dict[str, list[Label]]:
         if not example_ids:

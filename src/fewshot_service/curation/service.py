@@ -48,6 +48,7 @@ from .types import (
     PreferenceLabel,
     PreferenceLabelCreate,
     ReviewItem,
+    ReviewProgress,
 )
 
 
@@ -328,6 +329,9 @@ class Curator:
         self.bank.get(example_id)  # 404 for an unknown example, as every example route
         recent, kept = self.bank.times_served(example_id, datetime.now(UTC) - timedelta(days=1))
         return ExampleUsage(served_last_day=recent, served_kept=kept)
+
+    def progress(self, annotator: str, since: datetime) -> ReviewProgress:
+        return ReviewProgress(annotator=annotator, since=since, labelled=self.bank.labels_by(annotator, since))
 
     def labels_of(self, example_id: str) -> list[Label]:
         return self.bank.labels_of(example_id)

@@ -156,6 +156,12 @@ class ExampleRecord(Example):
     labels: list[Label] = Field(default_factory=list)
 
 
+class ReviewProgress(BaseModel):
+    annotator: str
+    since: datetime
+    labelled: int = Field(description="Labels this annotator gave since `since` that still count (not withdrawn).")
+
+
 class ReviewItem(BaseModel):
     example: Example
     reason: Literal["pending_llm", "pending", "disagreement", "negative_utility"]

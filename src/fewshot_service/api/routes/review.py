@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import StringConstraints
+from pydantic import AwareDatetime, StringConstraints
 
 from ...auth import annotating
 from ...curation.types import (
@@ -15,6 +15,7 @@ from ...curation.types import (
     PreferenceLabel,
     PreferenceLabelCreate,
     ReviewItem,
+    ReviewProgress,
 )
 from ...models import Annotator
 from ..deps import Actor, CuratorDep
@@ -85,6 +86,20 @@ def review_next(
     who = annotating(principal, annotator)
     item = curator.review_next(who.annotator, blind, skip or [])
     return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/v1/review/progress", operation_id="review_progress", response_model=ReviewProgress)
+def review_progress(
+    curator: CuratorDep,
+    principal: CurrentPrincipal,
+    since: Annotated[AwareDatetime, Query(description="Count from here, e.g. the annotator's local midnight.")],
+    annotator: Annotated[
+        Annotator | None, Query(description="Required with API keys off; with keys on, the key's name.")
+    ] = None,
+) -> ReviewProgress:
+    """How many labels the annotator gave since a moment (the workbench asks from local midnight: "today")."""
+    who = annotating(principal, annotator)
+    return curator.progress(who.annotator, since)
 
 
 @router.post(

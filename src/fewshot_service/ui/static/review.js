@@ -24,11 +24,18 @@ export async function show(main, { me, say }) {
   let agreement = "…";
   const drawProgress = () => clear(progress).append(
     h("span", {}, "Pending in the bank: ", h("strong", { id: "pending-count" }, state.pending ?? "…")),
-    h("span", {}, "Labelled by you this session: ", h("strong", { id: "done-count" }, state.done)),
+    h("span", {}, "Labelled by you today: ",
+      h("strong", { id: "today-count" }, state.before === undefined ? "…" : state.before + state.done),
+      " (this session: ", h("strong", { id: "done-count" }, state.done), ")"),
     h("span", {}, "Your agreement with others: ", h("strong", {}, agreement)));
   drawProgress();
   call("GET", "/v1/stats").then((stats) => { state.pending = stats.by_status.pending || 0; drawProgress(); })
     .catch(() => { state.pending = "?"; drawProgress(); });
+  // "Today" is the curator's own day: counted by the service from their local midnight.
+  const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
+  call("GET", `/v1/review/progress${query({ since: midnight.toISOString(), annotator: me.annotator })}`)
+    .then((progress_) => { state.before = progress_.labelled - state.done; drawProgress(); })
+    .catch(() => { state.before = undefined; drawProgress(); });
   call("GET", "/v1/stats/agreement").then((report) => {
     const mine = report.per_annotator.find((row) => row.annotator === me.annotator);
     agreement = mine && mine.agreement_with_consensus !== null

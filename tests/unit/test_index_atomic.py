@@ -40,8 +40,8 @@ def test_a_search_during_repeated_upserts_always_finds_the_example() -> None:
     writer.start()
     searches, missed = 0, []
     try:
-        deadline = time.monotonic() + 30  # on a loaded machine either side may starve for a while
-        while (searches < 200 or upserts < 50) and time.monotonic() < deadline:
+        started = time.monotonic()  # at least 2 s, and on a loaded machine until both sides really ran
+        while time.monotonic() - started < 30 and (time.monotonic() - started < 2 or searches < 200 or upserts < 50):
             query = versions[searches % 2].embedding
             # All 200 examples are asked for: the edited one is among them unless neither version is live.
             found = index.ids(index.search(query, len(data), EVERYTHING).slots)

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from machine import record_section, version_of  # benchmarks/ is on the path when a script runs
+from harness import record_section, version_of  # benchmarks/ is on the path when a script runs
 
 from fewshot_service.client import FewshotClient
 from fewshot_service.client.langchain import FewshotExampleSelector

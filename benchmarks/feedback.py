@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from machine import record_section, run_command  # benchmarks/ is on the path when a script runs
+from harness import record_section, run_command  # benchmarks/ is on the path when a script runs
 
 from fewshot_service.api import create_app
 from fewshot_service.settings import Settings

@@ -25,8 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the proxy and the load live with the tests
 
-from machine import record_section  # noqa: E402  (benchmarks/ is on the path when a script runs)
-from select_latency import machine_info  # noqa: E402
+from harness import machine_info, record_section  # noqa: E402
 
 from fewshot_service.embedding import SentenceTransformerEmbedder  # noqa: E402
 from tests.faults import HEADER, FaultProxy, Phase, bank_state, outage_server, run_phase  # noqa: E402

@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the workbench driver is shared with the browser tests
 
 import scale  # noqa: E402  (benchmarks/ is on the path when a script runs)
-from machine import record_section  # noqa: E402
-from select_latency import machine_info  # noqa: E402
+from harness import machine_info, record_section  # noqa: E402
 
 from tests.keyed import KEY_OF  # noqa: E402
 from tests.ui.workbench import chromium, serve_workbench, sign_in, verdict_latencies  # noqa: E402

@@ -82,3 +82,31 @@ def test_every_example_the_index_serves_is_in_memory_after_start_and_after_a_wri
     created = Curator(service).add([ExampleCreate(input="How many hours are in 3 days?", output="72")], "keep", "t")
     assert uncached() == []  # the new example is selectable without a bank read
     assert created.examples[0].id in service.served().index.live_ids()
+
+
+def test_a_read_only_sqlite_bank_refuses_writes_with_503_and_keeps_serving_reads(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """SQLite's own read-only refusal (SQLITE_READONLY, as for a file the process may not write): the tests
+    run as root, whom file modes do not stop, so the database is put in query-only mode on every connection."""
+    from sqlalchemy import event
+
+    seeds = write_jsonl(tmp_path / "seeds" / "some.jsonl", seed_rows()[::10])
+    settings = Settings(data_dir=tmp_path / "data", index_dir=tmp_path / "indexes", seed_dir=seeds.parent)
+    bank = SqlBank(settings.resolved_database_url(), BankTimeouts(1.0, STATEMENT_S))
+    service = FewshotService(settings, bank, lambda: embedder, IndexStore(settings.index_dir))
+    try:
+        with TestClient(create_app(settings, service, start="now")) as client:
+            before = client.get("/v1/examples", params={"limit": 500}).json()["examples"]
+            for engine in {bank.engine, bank.writer}:
+                event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
+                engine.dispose()  # pooled connections are replaced by read-only ones
+            refused = client.post("/v1/examples", json={"input": "How many legs has a spider?", "output": "8"})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "bank_unavailable"
+            assert client.post("/v1/select", json={"prompt": "seconds in a minute?", "k": 2}).status_code == 200
+            assert (
+                client.get("/v1/examples", params={"limit": 500}).json()["examples"] == before
+            )  # nothing half-written
+    finally:
+        bank.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
@@ -255,6 +256,29 @@ class SelectFilters(BaseModel):
         return value
 
 
+# What `fields` in /v1/select may name: every field of a selected example but its id, which always comes.
+SelectableField = Literal[
+    "external_id",
+    "input",
+    "output",
+    "steps",
+    "topic",
+    "difficulty",
+    "tags",
+    "source",
+    "status",
+    "quality",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "version",
+    "utility",
+    "score",
+    "why",
+]
+SELECTABLE_FIELDS: tuple[str, ...] = get_args(SelectableField)
+
+
 class SelectRequest(BaseModel):
     # The schema states the rule of _one_difficulty_preference too: not difficulty="match" with a target.
     model_config = ConfigDict(
@@ -306,6 +330,12 @@ class SelectRequest(BaseModel):
         json_schema_extra={"pattern": TEMPLATE_PATTERN},
     )
     include_steps: bool = Field(True, description="Fold the steps into the answer (messages and text formats).")
+    fields: list[SelectableField] | None = Field(
+        None,
+        max_length=len(SELECTABLE_FIELDS),
+        description="Only these fields of each example are returned (its id always): less to encode, send and "
+        "parse when an application needs, say, input and output. All fields when omitted.",
+    )
     # At most 2^53 - 1, the largest integer every JSON parser holds exactly: a schema bound of 2^63 - 1 is no
     # double, and schema-driven clients (the fuzzing test's among them) rounded it up past the bound.
     seed: int | None = Field(None, ge=0, le=2**53 - 1, description="Seed for the random strategy.")
@@ -374,13 +404,40 @@ class SelectedExample(Example):
     why: Explanation | None = None
 
 
+class PartialSelectedExample(BaseModel):
+    """A selected example cut to the `fields` asked for: its id, and those of the others that were asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    external_id: str | None = None
+    input: str | None = None
+    output: str | None = None
+    steps: list[Step] | None = None
+    topic: str | None = None
+    difficulty: int | None = None
+    tags: list[str] | None = None
+    source: str | None = None
+    status: str | None = None
+    quality: float | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int | None = None
+    utility: ExampleUtility | None = None
+    score: float | None = None
+    why: Explanation | None = None
+
+
 class ChatMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str
 
 
-class SelectResponse(BaseModel):
-    examples: list[SelectedExample]
+class _SelectAnswer(BaseModel):
+    """What every /v1/select answer holds; the two below differ only in how much of each example they carry."""
+
+    examples: Sequence[BaseModel]
     strategy: str
     diversity: float | None = Field(
         None, description="The trade-off the strategy used (stratified, mmr, dpp); null for strategies that ignore it."
@@ -395,6 +452,16 @@ class SelectResponse(BaseModel):
     selection_id: str | None = Field(
         None, description="Send it to POST /v1/feedback with the outcome; null when the selection was not recorded."
     )
+
+
+class SelectResponse(_SelectAnswer):
+    examples: list[SelectedExample]
+
+
+class PartialSelectResponse(_SelectAnswer):
+    """The answer when the request named `fields`: each example holds its id and those fields only."""
+
+    examples: list[PartialSelectedExample]
 
 
 @dataclass(frozen=True)

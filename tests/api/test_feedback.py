@@ -123,6 +123,30 @@ def test_a_full_queue_drops_the_record_and_never_blocks(tmp_path: Path, embedder
     service.bank.close()
 
 
+def test_selections_made_together_are_written_in_one_transaction(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """The writer lingers after the first record, so a busy server commits a few times a second rather than
+    once per select; a flush (feedback on a queued selection) writes at once, and stopping loses nothing."""
+    service = keyed_service(tmp_path, embedder)
+    service.bank.create_schema()
+    recorder = SelectionRecorder(service.bank, service.settings)
+    writes: list[int] = []
+    record_selections = service.bank.record_selections
+    service.bank.record_selections = lambda batch: (writes.append(len(batch)), record_selections(batch))[1]  # type: ignore[method-assign]
+    answer = SelectResponse(examples=[], strategy="knn", index_version="v", took_ms=1.0)
+    recorder.start()
+    try:
+        ids = [recorder.record("app", f"prompt {n}", answer) for n in range(40)]
+        assert recorder.flush(timeout=5.0)
+        assert sum(writes) == 40 and len(writes) <= 2, writes
+        late = recorder.record("app", "one more", answer)
+    finally:
+        recorder.stop()
+    assert all(service.bank.selection_owner(i) == "app" for i in [*ids, late] if i is not None)
+    service.bank.close()
+
+
 def _harmful_history(client: TestClient, harmful: str, others: list[str]) -> int:
     """Selections in one neighbourhood: those serving `harmful` mostly fail, the rest mostly succeed."""
     bank = _feedback(client).bank

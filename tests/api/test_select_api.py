@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +376,47 @@ def test_ascending_difficulty_order(seed_client: TestClient) -> None:
     result = select(seed_client, prompt=TOPIC_PROMPTS["physics"], k=5, order="ascending_difficulty")
     levels = [e["difficulty"] for e in result["examples"]]
     assert levels == sorted(levels)
+
+
+def test_fields_cut_each_example_to_what_was_asked_and_its_id(seed_client: TestClient) -> None:
+    prompt = TOPIC_PROMPTS["algebra"]
+    full = select(seed_client, prompt=prompt, k=4, seed=1)
+    cut = select(seed_client, prompt=prompt, k=4, seed=1, fields=["input", "output"])
+    assert [e["id"] for e in cut["examples"]] == [e["id"] for e in full["examples"]]
+    for whole, part in zip(full["examples"], cut["examples"], strict=True):
+        assert part == {"id": whole["id"], "input": whole["input"], "output": whole["output"]}
+    assert cut["selection_id"] and cut["strategy"] == full["strategy"]  # the rest of the answer is whole
+    only_ids = select(seed_client, prompt=prompt, k=4, seed=1, fields=[])
+    assert only_ids["examples"] == [{"id": e["id"]} for e in full["examples"]]
+    why = select(seed_client, prompt=prompt, k=2, fields=["score", "why"])
+    assert all(set(e) == {"id", "score", "why"} and e["why"]["reason"] for e in why["examples"])
+
+
+def test_fields_leave_the_rendered_prompt_whole(seed_client: TestClient) -> None:
+    prompt = TOPIC_PROMPTS["chemistry"]
+    whole = select(seed_client, prompt=prompt, k=2, format="messages")
+    cut = select(seed_client, prompt=prompt, k=2, format="messages", fields=[])
+    assert cut["messages"] == whole["messages"] and cut["examples"] == [{"id": e["id"]} for e in whole["examples"]]
+
+
+@pytest.mark.parametrize("fields", [["answer"], ["id"], "input", [["input"]]])
+def test_unknown_fields_are_a_422_naming_fields(seed_client: TestClient, fields: Any) -> None:
+    response = seed_client.post("/v1/select", json={"prompt": "x", "fields": fields})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"].startswith("fields")
+
+
+def test_the_short_way_and_the_standard_way_answer_alike(seed_client: TestClient) -> None:
+    """A well-formed select skips FastAPI's dependency machinery (routes/select.py); a query parameter sends
+    the same request the standard way. Both must give the same answer."""
+    body = {"prompt": TOPIC_PROMPTS["probability"], "k": 4, "seed": 3, "fields": ["input", "why", "score"]}
+    short = seed_client.post("/v1/select", json=body)
+    standard = seed_client.post("/v1/select?via=standard", json=body)
+    charset = seed_client.post(
+        "/v1/select", content=json.dumps(body).encode(), headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert short.status_code == standard.status_code == charset.status_code == 200
+    answers = [r.json() for r in (short, standard, charset)]
+    for answer in answers:
+        del answer["took_ms"], answer["selection_id"]
+    assert answers[0] == answers[1] == answers[2]

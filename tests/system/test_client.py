@@ -23,7 +23,7 @@ from fewshot_service.client import (
     ValidationFailed,
 )
 from fewshot_service.curation.types import ExampleUpdate
-from fewshot_service.models import ExampleCreate, LabelCreate, SelectResponse
+from fewshot_service.models import ExampleCreate, LabelCreate, PartialSelectResponse, SelectResponse
 
 from ..helpers import REPO
 from ..keyed import KEY_OF
@@ -57,6 +57,11 @@ def test_select_returns_the_services_typed_answer(url: str, curator: FewshotClie
         assert [e.id for e in answer.examples] == [e["id"] for e in raw["examples"]]
         chat = reader.select(PROMPT, k=2, format="messages", filters={"difficulty_max": 5})
         assert chat.messages is not None and [m.role for m in chat.messages] == ["user", "assistant"] * 2
+        # fields: a PartialSelectResponse holding only what was asked for (and the id)
+        cut = reader.select(PROMPT, k=3, strategy="knn", fields=["input", "output"])
+        assert isinstance(cut, PartialSelectResponse)
+        assert [(e.id, e.input, e.output) for e in cut.examples] == [(e.id, e.input, e.output) for e in answer.examples]
+        assert all(e.model_fields_set == {"id", "input", "output"} for e in cut.examples)
 
 
 def test_add_get_edit_label_history_delete(curator: FewshotClient) -> None:

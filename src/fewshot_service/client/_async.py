@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, Literal, Self, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal, Self, TypeVar, overload
 
 import httpx
 
@@ -19,7 +19,7 @@ from ..curation.types import (
     ReviewItem,
 )
 from ..feedback.types import FeedbackReceipt
-from ..models import Example, Label, SelectRequest, SelectResponse
+from ..models import Example, Label, PartialSelectResponse, SelectableField, SelectRequest, SelectResponse
 from . import _calls
 from ._calls import Body, Call, ImportBody, ImportSource
 from ._config import connection_settings
@@ -61,8 +61,18 @@ class AsyncFewshotClient:
         if self._owns_http:
             await self._http.aclose()
 
-    async def select(self, prompt: str | SelectRequest, **options: Any) -> SelectResponse:
-        return await self._run(_calls.select(prompt, options))
+    @overload
+    async def select(self, prompt: str | SelectRequest, *, fields: None = None, **options: Any) -> SelectResponse: ...
+
+    @overload
+    async def select(
+        self, prompt: str | SelectRequest, *, fields: Sequence[SelectableField], **options: Any
+    ) -> PartialSelectResponse: ...
+
+    async def select(
+        self, prompt: str | SelectRequest, *, fields: Sequence[SelectableField] | None = None, **options: Any
+    ) -> SelectResponse | PartialSelectResponse:
+        return await self._run(_calls.select(prompt, fields, options))
 
     async def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example:
         return await self._run(_calls.add(example, on_duplicate))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -22,7 +22,7 @@ from ..curation.types import (
     ReviewItem,
 )
 from ..feedback.types import FeedbackReceipt
-from ..models import Example, Label, SelectRequest, SelectResponse
+from ..models import Example, Label, PartialSelectResponse, SelectRequest, SelectResponse
 
 T = TypeVar("T")
 Body = BaseModel | Mapping[str, Any]
@@ -69,9 +69,17 @@ def _params(filters: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in filters.items() if value is not None}
 
 
-def select(request: SelectRequest | str, options: Mapping[str, Any]) -> Call[SelectResponse]:
+def select(
+    request: SelectRequest | str, fields: Sequence[str] | None, options: Mapping[str, Any]
+) -> Call[SelectResponse | PartialSelectResponse]:
     body = {"prompt": request, **options} if isinstance(request, str) else {**as_json(request), **options}
-    return Call("POST", "/v1/select", _model(SelectResponse), json=body)
+    if fields is not None:
+        body["fields"] = list(fields)
+    # With fields the examples are cut to them: a PartialSelectResponse.
+    kind: type[SelectResponse | PartialSelectResponse] = (
+        PartialSelectResponse if body.get("fields") is not None else SelectResponse
+    )
+    return Call("POST", "/v1/select", _model(kind), json=body)
 
 
 def _first_stored(response: httpx.Response) -> Example:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, overload
 
 import httpx
 
@@ -20,7 +20,7 @@ from ..curation.types import (
     ReviewItem,
 )
 from ..feedback.types import FeedbackReceipt
-from ..models import Example, Label, SelectRequest, SelectResponse
+from ..models import Example, Label, PartialSelectResponse, SelectableField, SelectRequest, SelectResponse
 from . import _calls
 from ._async import AsyncFewshotClient
 from ._calls import Body, Call, ImportBody, ImportSource
@@ -66,9 +66,21 @@ class FewshotClient:
         return twin
 
     # -- selection --------------------------------------------------------------------------------------
-    def select(self, prompt: str | SelectRequest, **options: Any) -> SelectResponse:
-        """POST /v1/select; options are SelectRequest's fields (k, strategy, diversity, filters, format, ...)."""
-        return self._run(_calls.select(prompt, options))
+    @overload
+    def select(self, prompt: str | SelectRequest, *, fields: None = None, **options: Any) -> SelectResponse: ...
+
+    @overload
+    def select(
+        self, prompt: str | SelectRequest, *, fields: Sequence[SelectableField], **options: Any
+    ) -> PartialSelectResponse: ...
+
+    def select(
+        self, prompt: str | SelectRequest, *, fields: Sequence[SelectableField] | None = None, **options: Any
+    ) -> SelectResponse | PartialSelectResponse:
+        """POST /v1/select; options are SelectRequest's fields (k, strategy, diversity, filters, format, ...).
+        With `fields` (say ["input", "output"]) each example holds its id and those fields only: a
+        PartialSelectResponse, less to send and parse."""
+        return self._run(_calls.select(prompt, fields, options))
 
     # -- curation ---------------------------------------------------------------------------------------
     def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example:

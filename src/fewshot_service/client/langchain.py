@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.example_selectors import BaseExampleSelector
 
-from ..models import Example, SelectedExample, Status
+from ..models import Example, PartialSelectedExample, SelectableField, Status
 from ._async import AsyncFewshotClient
 from ._sync import FewshotClient
 
@@ -52,23 +52,26 @@ class FewshotExampleSelector(BaseExampleSelector):
         chosen = {"strategy": strategy, "diversity": diversity, "filters": filters, "max_tokens": max_tokens}
         self.request.update({name: value for name, value in chosen.items() if value is not None})
         self.input_key, self.output_key, self.steps_key, self.id_key = input_key, output_key, steps_key, id_key
+        # Only what the prompt shows is asked for: less for the service to send and for us to parse.
+        self.fields: list[SelectableField] = ["input", "output", "steps"] if steps_key else ["input", "output"]
+        self.fields = self.request.pop("fields", None) or self.fields
         self.query_key = query_key
         self.status = status  # what add_example stores: pending, for a curator to review
         # The last selection this selector made, for feedback(); with concurrent chains, pass the id instead.
         self.last_selection_id: str | None = None
 
     def select_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
-        answer = self.client.select(self._prompt_of(input_variables), **self.request)
+        answer = self.client.select(self._prompt_of(input_variables), fields=self.fields, **self.request)
         self.last_selection_id = answer.selection_id
         return [self._as_dict(example) for example in answer.examples]
 
     async def aselect_examples(self, input_variables: dict[str, str]) -> list[dict[str, Any]]:
         prompt = self._prompt_of(input_variables)
         if self.async_client is not None:
-            answer = await self.async_client.select(prompt, **self.request)
+            answer = await self.async_client.select(prompt, fields=self.fields, **self.request)
         else:  # an httpx.AsyncClient belongs to one event loop: a short-lived one fits any caller's loop
             async with self.client.async_twin() as client:
-                answer = await client.select(prompt, **self.request)
+                answer = await client.select(prompt, fields=self.fields, **self.request)
         self.last_selection_id = answer.selection_id
         return [self._as_dict(example) for example in answer.examples]
 
@@ -97,8 +100,8 @@ class FewshotExampleSelector(BaseExampleSelector):
             raise KeyError(f"set query_key to the input variable holding the prompt (given: {sorted(input_variables)})")
         return str(input_variables[key])
 
-    def _as_dict(self, example: SelectedExample | Example) -> dict[str, Any]:
-        shown: dict[str, Any] = {self.input_key: example.input, self.output_key: example.output}
+    def _as_dict(self, example: PartialSelectedExample | Example) -> dict[str, Any]:
+        shown: dict[str, Any] = {self.input_key: example.input or "", self.output_key: example.output or ""}
         if self.steps_key is not None:
             shown[self.steps_key] = "\n".join(example.steps or [])
         if self.id_key is not None:

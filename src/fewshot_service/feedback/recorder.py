@@ -1,9 +1,11 @@
 """SelectionRecorder: every /v1/select answer is recorded off the request thread.
 
 The request thread only builds a small record and puts it on a bounded queue; a background thread writes
-whatever has queued up in one transaction. When the queue is full the selection is dropped and counted,
-never waited for: the answer matters more than its record. The same thread prunes selections older than
-the retention on a timer.
+whatever has queued up in one transaction, waiting up to LINGER_SECONDS after the first record so that a
+busy server commits a few times a second instead of once per select (each commit takes CPU the next
+request's embedding needs). Feedback on a selection still queued flushes it at once. When the queue is
+full the selection is dropped and counted, never waited for: the answer matters more than its record. The
+same thread prunes selections older than the retention on a timer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..settings import Settings
 
 log = logging.getLogger(__name__)
 BATCH = 500
+LINGER_SECONDS = 0.25
 PRUNE_EVERY_SECONDS = 600.0
 WRITE_ATTEMPTS = 3
 
@@ -46,6 +49,7 @@ class SelectionRecorder:
         self.dropped = 0
         self.failed = 0
         self._stop = threading.Event()
+        self._hurry = threading.Event()  # write now: a flush waits, the batch is full, or the recorder stops
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
 
@@ -72,6 +76,8 @@ class SelectionRecorder:
                 return None
             self._enqueued += 1
             self._pending.add(record.id)
+        if self._queue.qsize() >= BATCH:
+            self._hurry.set()
         return record.id
 
     def is_pending(self, selection_id: str) -> bool:
@@ -82,6 +88,7 @@ class SelectionRecorder:
         """Wait until every selection queued before the call is written; False on timeout."""
         with self._done:
             ticket = self._enqueued
+            self._hurry.set()
             if self._thread is None or not self._thread.is_alive():
                 self._write_queued()  # not started (a CLI or test caller): write on this thread
             return self._done.wait_for(lambda: self._finished >= ticket, timeout)
@@ -100,6 +107,7 @@ class SelectionRecorder:
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop."""
         self._stop.set()
+        self._hurry.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -113,6 +121,8 @@ class SelectionRecorder:
             except queue.Empty:
                 self._prune_when_due()
                 continue
+            self._hurry.wait(LINGER_SECONDS)
+            self._hurry.clear()  # before the drain: a flush that sets it later finds its record in the next batch
             self._write([first, *self._drain(BATCH - 1)])
             self._prune_when_due()
 

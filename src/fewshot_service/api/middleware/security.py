@@ -61,14 +61,19 @@ def require(role: Role) -> Any:
     """A dependency for a router or route: the caller's key must have at least this role."""
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if not principal.may(role):
-            raise Forbidden(
-                f"this operation needs the {role} role; the key {principal.name!r} has the {principal.role} role",
-                field="Authorization",
-            )
+        check_role(principal, role)
         return principal
 
     return Depends(check)
+
+
+def check_role(principal: Principal, role: Role) -> None:
+    """403 unless the caller's key has at least this role."""
+    if not principal.may(role):
+        raise Forbidden(
+            f"this operation needs the {role} role; the key {principal.name!r} has the {principal.role} role",
+            field="Authorization",
+        )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One OpenMP/torch thread per test process (inherited by the servers and commands the tests start): the suite
+# runs on two xdist workers, and two-thread torch teams in every process spin against each other on a small
+# machine (a one-text embedding then takes 20x longer). A developer may still set OMP_NUM_THREADS.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     return SentenceTransformerEmbedder()
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# One OpenMP/torch thread per test process (inherited by the servers and commands the tests start): the suite
+# runs on two xdist workers, and two-thread torch teams in every process spin against each other on a small
+# machine (a one-text embedding then takes 20x longer). A developer may still set OMP_NUM_THREADS.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,9 @@ from fewshot_service.settings import Settings
 from .helpers import SEED_DIR
 
 LEVELS = ("unit", "api", "cli", "system", "postgres", "data", "deploy", "ui")
+# The order the levels' files are handed to the xdist workers: the folders of long files (real servers,
+# outages, the browser) first, so that no long file is left running alone at the end of the run.
+LONG_FIRST = ("system", "postgres", "ui", "api", "cli", "unit", "deploy", "data")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,9 +39,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if len(relative) > 1 and relative[0] in LEVELS:
             item.add_marker(getattr(pytest.mark, relative[0]))
 
+    def level_rank(item: pytest.Item) -> int:
+        level = item.path.relative_to(tests_dir).parts[0]
+        return LONG_FIRST.index(level) if level in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=level_rank)  # stable: files and tests keep their order within a level
+
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     return SentenceTransformerEmbedder()
 
 

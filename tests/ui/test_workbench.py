@@ -216,6 +216,8 @@ def test_undo_removes_the_last_label_and_shows_its_item_again(workbench: Workben
         assert undone["withdrawn_at"] and api.get(f"/v1/examples/{labelled}").json()["status"] == "pending"
     page.keyboard.press("r")  # labelled again; the item that was showing comes back next
     expect(page.locator("#item")).to_have_attribute("data-example-id", following)
+    # The next item is shown before the label's POST has answered; undo is offered once it is stored.
+    expect(page.locator("#undo")).to_be_enabled()
     with workbench.api(KEY_OF["curator"]) as api:
         current = [label for label in api.get(f"/v1/examples/{labelled}/labels").json() if not label["withdrawn_at"]]
         assert [label["verdict"] for label in current] == ["reject"]

@@ -78,7 +78,9 @@ SELECT_KNN = "/v1/select knn, HTTP"
 SELECT_KNN_FIELDS = "/v1/select knn, fields input+output, HTTP"
 SELECTS = (SELECT_DEFAULT, SELECT_DEFAULT_FIELDS, SELECT_KNN, SELECT_KNN_FIELDS)
 LANGCHAIN = "LangChain SemanticSimilarityExampleSelector + FAISS"
-METHODS = (FLOOR, FLOOR_BACKEND, *SELECTS, LANGCHAIN)
+# The HTTP part alone: the same client, server and middleware, a route that does nothing.
+HEALTHZ = "HTTP round trip alone: GET /healthz, same client and server"
+METHODS = (FLOOR, FLOOR_BACKEND, *SELECTS, LANGCHAIN, HEALTHZ)
 
 # A query function returns the ids it selected and, for HTTP calls, the server's own took_ms.
 QueryFn = Callable[[str], tuple[list[str], float | None]]
@@ -321,6 +323,14 @@ def http_query(client: Any, k: int, strategy: str | None, fields: list[str] | No
     return run
 
 
+def healthz_query(client: Any) -> QueryFn:
+    def run(_: str) -> tuple[list[str], float | None]:
+        client.get("/healthz").raise_for_status()
+        return [], None
+
+    return run
+
+
 # -- the server ---------------------------------------------------------------------------------------
 @contextmanager
 def running_server(work_dir: Path, port: int, launcher: Launcher) -> Iterator[subprocess.Popen[bytes]]:
@@ -520,7 +530,7 @@ def latency_table(results: dict[str, Measurement], rounds: int) -> str:
         has_server = not np.isnan(server).all()
         cells.append(f"{percentile(server, 50):.2f} / {percentile(server, 99):.2f}" if has_server else "-")
         cells.append(" / ".join(f"{share:.0%}" for share in result.other_load))
-        cells.append("-" if name == FLOOR else f"{agreement(results, name):.0%}")
+        cells.append("-" if name in (FLOOR, HEALTHZ) else f"{agreement(results, name):.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -562,8 +572,12 @@ def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool
 
 def overhead_note(results: dict[str, Measurement]) -> str:
     """Where /v1/select's time goes: server-side (took_ms) vs HTTP, and server-side beyond the floor."""
-    lines = []
+    lines: list[str] = []
     floor = percentile(results[FLOOR_BACKEND].rounds[results[FLOOR_BACKEND].best_round()], 50)
+    round_trip = percentile(results[HEALTHZ].rounds[results[HEALTHZ].best_round()], 50)
+    lines.append(
+        f"- the HTTP round trip alone (GET /healthz, same client, server and middleware): p50 {round_trip:.2f} ms"
+    )
     for name in SELECTS:
         result = results[name]
         best = result.best_round()
@@ -698,6 +712,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:
         runners[SELECT_KNN] = http_query(client, args.k, "knn")
         runners[SELECT_KNN_FIELDS] = http_query(client, args.k, "knn", ["input", "output"])
         runners[LANGCHAIN] = langchain_query(embedder.model, bank, args.k)
+        runners[HEALTHZ] = healthz_query(client)
         ready = wait_ready(f"http://127.0.0.1:{args.port}", process, work_dir / "server.log", READY_TIMEOUT_S, 0.5)
         if ready.get("embedding_backend") != "onnx":
             raise RuntimeError(f"the server embeds with {ready.get('embedding_backend')}, this run expects onnx")

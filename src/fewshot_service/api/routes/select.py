@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ...auth import Principal, Role
 from ...models import SELECTABLE_FIELDS, PartialSelectResponse, SelectRequest, SelectResponse
@@ -40,8 +41,9 @@ class SelectRoute(APIRoute):
                 return await standard(request)
             try:
                 body = SelectRequest.model_validate_json(await request.body())
-            except ValidationError:
-                return await standard(request)  # the body is kept: the standard way reads it again
+            except (ValidationError, ClientDisconnect):
+                # The standard way answers as the rest of the API does; a body read is kept for it.
+                return await standard(request)
             credentials = await bearer(request)
             principal = await current_principal(request, credentials)
             check_role(principal, ROLE)

@@ -14,10 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from fewshot_service.api import create_app
+from fewshot_service.api.middleware.ratelimit import RateLimiter
 from fewshot_service.api.routes.examples import _lines
 from fewshot_service.auth import parse_api_keys
 from fewshot_service.embedding import SentenceTransformerEmbedder
@@ -27,11 +29,32 @@ from ..keyed import SPEC, bearer, keyed_service, tiny_seed_dir
 from ..servers import live_server
 
 
+class ManualClock:
+    """The rate limiter's clock, moved only by the test: a slow machine cannot refill a bucket mid-test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def with_manual_clock(app: FastAPI) -> FastAPI:
+    """The app's own limiter (built from its settings), timed by a ManualClock."""
+    limiter: RateLimiter = app.state.rate_limiter
+    limiter._clock = ManualClock()
+    return app
+
+
+def advance(client: TestClient, seconds: float) -> None:
+    client.app.state.rate_limiter._clock.now += seconds  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder) -> Iterator[TestClient]:
-    # Two requests at once per key, then one a second.
+    # Two requests at once per key, then one a second (of the manual clock's).
     service = keyed_service(tmp_path_factory.mktemp("limits"), embedder, rate_limit_per_second=1, rate_limit_burst=2)
-    with TestClient(create_app(service.settings, service, start="now")) as client:
+    with TestClient(with_manual_clock(create_app(service.settings, service, start="now"))) as client:
         yield client
     service.bank.close()
 
@@ -56,7 +79,7 @@ def test_each_key_has_its_own_bucket_and_a_429_says_when_to_retry(limited: TestC
     wait = int(refused.headers["Retry-After"])
     assert 1 <= wait <= 2
     assert select(limited, bearer("curator")).status_code == 200  # another key is not slowed down
-    time.sleep(wait)
+    advance(limited, wait)
     assert select(limited, bearer("reader")).status_code == 200  # refilled as announced
 
 
@@ -102,7 +125,7 @@ def test_a_key_may_carry_its_own_rate_in_the_settings_and_in_the_bank(tmp_path: 
     service = make_service(
         seed_dir=tiny_seed_dir(tmp_path / "seed"), api_keys=spec, rate_limit_per_second=1, rate_limit_burst=2
     )
-    with TestClient(create_app(service.settings, service, start="now")) as client:
+    with TestClient(with_manual_clock(create_app(service.settings, service, start="now"))) as client:
         slow = {"Authorization": "Bearer slow-key-0123456789"}
         assert [select(client, slow).status_code for _ in range(4)] == [200, 200, 200, 429]  # 3/s, not 1/s
         free = {"Authorization": "Bearer free-key-0123456789"}
@@ -119,7 +142,7 @@ def test_a_key_may_carry_its_own_rate_in_the_settings_and_in_the_bank(tmp_path: 
             "/v1/admin/keys", json={"name": "bad", "role": "reader", "rate_per_second": -1}, headers=bearer("admin")
         )
         assert refused.status_code == 422 and refused.json()["error"]["field"] == "rate_per_second"
-        time.sleep(1)  # the admin's own bucket (1/s, two at once) has given its two
+        advance(client, 1)  # the admin's own bucket (1/s, two at once) has given its two
         listed = client.get("/v1/admin/keys", headers=bearer("admin")).json()
         assert [k["rate_per_second"] for k in listed if k["name"] == "batch"] == [4]
 

@@ -209,7 +209,7 @@ class SlotTable:
         return table
 
 
-_STEP = 20_000  # rows per step of SlotTable.load: short steps, so request threads get the interpreter between them
+_STEP = 5_000  # rows per step of SlotTable.load: short steps, so request threads get the interpreter between them
 
 
 def _steps(count: int) -> Iterator[tuple[int, int]]:

@@ -80,7 +80,6 @@ SELECTS = (SELECT_DEFAULT, SELECT_DEFAULT_FIELDS, SELECT_KNN, SELECT_KNN_FIELDS)
 LANGCHAIN = "LangChain SemanticSimilarityExampleSelector + FAISS"
 # The HTTP part alone: the same client, server and middleware, a route that does nothing.
 HEALTHZ = "HTTP round trip alone: GET /healthz, same client and server"
-METHODS = (FLOOR, FLOOR_BACKEND, *SELECTS, LANGCHAIN, HEALTHZ)
 
 # A query function returns the ids it selected and, for HTTP calls, the server's own took_ms.
 QueryFn = Callable[[str], tuple[list[str], float | None]]

@@ -62,6 +62,9 @@ def test_select_returns_the_services_typed_answer(url: str, curator: FewshotClie
         assert isinstance(cut, PartialSelectResponse)
         assert [(e.id, e.input, e.output) for e in cut.examples] == [(e.id, e.input, e.output) for e in answer.examples]
         assert all(e.model_fields_set == {"id", "input", "output"} for e in cut.examples)
+        with pytest.raises(ValidationFailed) as refused:
+            reader.select(PROMPT, fields="input")  # type: ignore[call-overload]  # a string, not a list of names
+        assert refused.value.field == "fields"
 
 
 def test_add_get_edit_label_history_delete(curator: FewshotClient) -> None:

@@ -73,8 +73,8 @@ def select(
     request: SelectRequest | str, fields: Sequence[str] | None, options: Mapping[str, Any]
 ) -> Call[SelectResponse | PartialSelectResponse]:
     body = {"prompt": request, **options} if isinstance(request, str) else {**as_json(request), **options}
-    if fields is not None:
-        body["fields"] = list(fields)
+    if fields is not None:  # a lone string is sent as given: the service names the mistake, not its letters
+        body["fields"] = fields if isinstance(fields, str) else list(fields)
     # With fields the examples are cut to them: a PartialSelectResponse.
     kind: type[SelectResponse | PartialSelectResponse] = (
         PartialSelectResponse if body.get("fields") is not None else SelectResponse

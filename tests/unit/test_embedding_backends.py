@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +55,32 @@ def test_onnx_reproduces_the_reference_model(
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(vectors[-2], onnx_embedder.embed(["x"])[0], atol=1e-5)
     assert onnx_embedder.embed([]).shape == (0, embedder.dim)
+
+
+def test_a_lone_call_and_calls_side_by_side_embed_alike(onnx_cache: Path) -> None:
+    # A call that starts alone runs on the spinning session; one that starts while another runs, on the
+    # session the lanes share (onnx_runtime.OnnxEmbedder._session_for). Both must give the same vectors.
+    embedder = load_embedder(PACKAGED_MODEL, "onnx", onnx_cache, seed_inputs(SEED_DIR), lanes=2)
+    assert isinstance(embedder, OnnxEmbedder)
+    prompt = "How many apples are left if Tom eats three of twelve?"
+    before = embedder.alone_calls
+    lone = embedder.embed([prompt])[0]
+    assert embedder.alone_calls == before + 1
+
+    long_batch = [f"{LONG_TEXT} {n}" for n in range(embedder.batch_size)]  # one model call of seconds
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(embedder.embed, long_batch)
+        deadline = time.monotonic() + 60
+        while embedder.running == 0 and not first.done() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert embedder.running == 1, "the long call did not start"
+        alone_before = embedder.alone_calls
+        beside = embedder.embed([prompt])[0]
+        still_running = not first.done()
+        first.result()
+    assert still_running, "the long call ended before the second one; it proves nothing"
+    assert embedder.alone_calls == alone_before  # the second call did not start alone
+    assert np.allclose(lone, beside, atol=1e-5)
 
 
 def test_onnx_counts_tokens_like_the_reference(

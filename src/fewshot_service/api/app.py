@@ -55,6 +55,7 @@ def configured_embedder(settings: Settings) -> Embedder:
         seed_inputs(),
         batch_size=settings.embed_batch_size,
         min_agreement=settings.embedding_min_agreement,
+        lanes=settings.embed_lanes,  # the micro-batches that may run at once share the cores
     )
 
 

@@ -80,6 +80,7 @@ def load_embedder(
     *,
     batch_size: int = 64,
     min_agreement: float = 0.99,
+    lanes: int = 1,
 ) -> Embedder:
     """The embedder for `backend`: "torch", "onnx" (an error when refused) or "auto" (onnx when it agrees).
 
@@ -91,7 +92,7 @@ def load_embedder(
         return SentenceTransformerEmbedder(model, batch_size)
     reference = _Reference(model, batch_size)
     try:
-        onnx = _checked_onnx(reference, cache_dir, agreement_texts, batch_size, min_agreement)
+        onnx = _checked_onnx(reference, cache_dir, agreement_texts, batch_size, min_agreement, lanes)
     except EmbeddingError as exc:
         if backend == "onnx":
             raise
@@ -116,7 +117,12 @@ class _Reference:
 
 
 def _checked_onnx(
-    reference: _Reference, cache_dir: Path, texts: Sequence[str], batch_size: int, min_agreement: float
+    reference: _Reference,
+    cache_dir: Path,
+    texts: Sequence[str],
+    batch_size: int,
+    min_agreement: float,
+    lanes: int = 1,
 ) -> OnnxEmbedder:
     """The cached (or freshly exported) ONNX model once it agrees with the reference; EmbeddingError when not."""
     try:
@@ -140,7 +146,7 @@ def _checked_onnx(
             f"ONNX Runtime embeddings disagree with the reference model (min cosine {verdict.min_cosine:.4f} "
             f"< {min_agreement} over {verdict.texts} texts)"
         )
-    embedder = OnnxEmbedder(folder, batch_size)
+    embedder = OnnxEmbedder(folder, batch_size, lanes=lanes)
     log.info(
         "embedding with ONNX Runtime: it agrees with the reference model on %d texts (min cosine %.6f)",
         verdict.texts,

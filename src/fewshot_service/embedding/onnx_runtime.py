@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,7 @@ TOKENIZER_FILE = "tokenizer.json"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Not "embedding": the exported BERT graph already names a value so (its token embedding lookup).
 OUTPUT = "sentence_embedding"
+CPU = ["CPUExecutionProvider"]
 
 
 @contextmanager
@@ -103,25 +105,43 @@ def export_onnx(reference_model: Any, directory: Path, model_id: str) -> None:
     (directory / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
+def _options(onnxruntime: Any, threads: int | None, spin: bool) -> Any:
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+    else:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _shared_threads(threads: int | None, lanes: int) -> int:
+    """Threads per call when `lanes` calls share the cores (or the `threads` given for one call)."""
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cores = threads or len(available)
+    return max(1, cores // max(1, lanes))
+
+
 class OnnxEmbedder:
     """Embedder over an exported model.onnx; needs neither PyTorch nor transformers at run time."""
 
     backend = "onnx"
 
-    def __init__(self, directory: Path, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(self, directory: Path, batch_size: int = 64, threads: int | None = None, lanes: int = 1) -> None:
+        """threads: what one call alone may use (None: ONNX Runtime's default, a thread per core); lanes: how
+        many calls may run at once (MicroBatcher's lanes), which then share those threads."""
         try:
             import onnxruntime
             from tokenizers import Tokenizer
 
             meta = json.loads((directory / META_FILE).read_text())
-            options = onnxruntime.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            # Idle pool threads spin by default, burning the cores the HTTP threads and the next request need,
-            # which slows every prompt's embedding under load.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = onnxruntime.InferenceSession(
-                str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            model = str(directory / MODEL_FILE)
+            # Two sessions over one model file (about 90 MB of weights each): which one a call takes, and why,
+            # is _session_for's to say.
+            self._alone = onnxruntime.InferenceSession(model, _options(onnxruntime, threads, spin=True), providers=CPU)
+            self._shared = onnxruntime.InferenceSession(
+                model, _options(onnxruntime, _shared_threads(threads, lanes), spin=False), providers=CPU
             )
             # Two tokenizers from one file: the model's (truncated, padded, special tokens) and an
             # untruncated one that counts what a prompt budget pays for.
@@ -140,6 +160,9 @@ class OnnxEmbedder:
         self._counter.no_padding()
         # A fast tokenizer instance must not be used by two threads at once ("Already borrowed").
         self._lock = threading.Lock()
+        self._running = 0  # model calls under way
+        self._running_lock = threading.Lock()
+        self.alone_calls = 0  # calls that ran on the spinning session, for tests
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -169,8 +192,34 @@ class OnnxEmbedder:
             feeds["input_ids"][row, :size] = encoding.ids
             feeds["attention_mask"][row, :size] = 1
             feeds["token_type_ids"][row, :size] = encoding.type_ids
-        (vectors,) = self._session.run([OUTPUT], feeds)
+        with self._running_lock:
+            self._running += 1
+            alone = self._running == 1
+            self.alone_calls += alone
+        try:
+            (vectors,) = self._session_for(alone).run([OUTPUT], feeds)
+        finally:
+            with self._running_lock:
+                self._running -= 1
         return np.asarray(vectors, dtype=np.float32)
+
+    @property
+    def running(self) -> int:
+        """Model calls under way."""
+        return self._running
+
+    def _session_for(self, alone: bool) -> Any:
+        """The spinning session for a call that starts with the cores to itself; the sharing one otherwise.
+
+        A model call is about a hundred operators, each split over ONNX Runtime's pool threads; between two,
+        the pool's threads either spin or sleep. Spinning makes a lone prompt's call a fifth faster (no thread
+        has to be woken a hundred times), and force_spinning_stop ends it as the call ends, so the work after
+        the call (search, selection, the answer) gets the cores. But calls running side by side (micro-batches
+        of concurrent requests, on two lanes) would spin against each other and the request threads; they run
+        on the sharing session instead: no spinning, and the cores split between the lanes (one thread each on
+        2 cores), which got 16 clients about a tenth more answers a second than two threads each.
+        Figures: benchmarks/RESULTS.md, "Where /v1/select's time goes (issue 19)"."""
+        return self._alone if alone else self._shared
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         with self._lock:

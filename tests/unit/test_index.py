@@ -69,6 +69,29 @@ def test_each_filter_returns_exactly_the_matching_examples(filters: SelectFilter
     assert set(index.ids(hits.slots)) == matching
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [SelectFilters(), SelectFilters(statuses=["approved", "pending"]), SelectFilters(topics=["common"])],
+    ids=["approved (90%)", "everything", "common topic (87%)"],
+)
+def test_exact_search_of_most_slots_returns_the_brute_force_best(filters: SelectFilters) -> None:
+    data = rows(3000)
+    index = VectorIndex.build(DIM, data, batch_size=512)
+    index.remove(["ex1", "ex2"])
+    query = rows(1, seed=7)[0].embedding
+    hits = index.search(query, 40, filters, exclude_ids=["ex3"])
+    kept = [
+        r
+        for r in data
+        if r.status in filters.statuses
+        and (not filters.topics or r.topic in filters.topics)
+        and r.id not in {"ex1", "ex2", "ex3"}
+    ]
+    expected = sorted(kept, key=lambda r: -float(r.embedding @ query))[:40]
+    assert index.ids(hits.slots) == [r.id for r in expected]
+    np.testing.assert_allclose(hits.scores, [float(r.embedding @ query) for r in expected], rtol=0, atol=1e-6)
+
+
 def test_exclusions_and_tombstones_are_never_returned() -> None:
     data = rows(200)
     index = VectorIndex.build(DIM, data)

@@ -1,0 +1,202 @@
+"""Where 16 concurrent clients' throughput goes (issue 19, item 2): server settings against two ceilings.
+
+scale.py reports the 16-client rate against the backend's batched rate (one embed() call over 400 prompts,
+sorted by length). This script asks why the server stays below it, in one run, on the same 10k bank and the
+same 960 distinct prompts as scale.py (its --work-dir cache; built there when missing):
+
+1. the embedding alone: the server's embedder in this process, the 960 prompts in arrival order, in batches
+   of 1, 3, 8 and 16 from two threads at once, as two lanes of micro-batches call it (texts/s): the most
+   the server could answer if the rest of a request were free;
+2. the request path alone: `fewshot serve` with the prompt cache on, the same prompts sent twice by the same
+   16 clients; the second pass embeds nothing (requests/s);
+3. server settings: 16 clients against the default (2 lanes), 1 lane, 3 lanes, and two server processes on
+   the same bank with 8 clients each (what uvicorn workers would do, each process with its model and index).
+
+Each client is one keep-alive connection driven by asyncio in this process (scale.throughput).
+
+    .venv/bin/python benchmarks/concurrency.py --data ../shared/datasets --work-dir benchmarks/.cache/scale
+
+The table is printed and appended to benchmarks/RESULTS.md (--no-record skips that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import scale  # benchmarks/ is on the path when a script runs
+from harness import load_average, machine_info, record_section
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "## Concurrency: where 16 clients' throughput goes (issue 19, benchmarks/concurrency.py)"
+K = 4
+
+
+def spread_throughput(urls: Sequence[str], prompts: Sequence[str], clients: int, warmup: Sequence[str]) -> float:
+    """scale.throughput with the clients dealt round-robin over several servers (requests/s)."""
+    share = len(prompts) // clients
+
+    async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, prompt: str) -> None:
+        body = json.dumps({"prompt": prompt, "k": K}).encode()
+        head = f"POST /v1/select HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        status, *headers = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        length = next(int(h.split(":", 1)[1]) for h in headers if h.lower().startswith("content-length:"))
+        await reader.readexactly(length)
+        if " 200 " not in status:
+            raise RuntimeError(f"/v1/select answered {status}")
+
+    async def client(number: int, start: asyncio.Event, ready: list[int]) -> int:
+        address = urlsplit(urls[number % len(urls)])
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        try:
+            await post(reader, writer, address.netloc, warmup[number % len(warmup)])
+            ready.append(number)
+            await start.wait()
+            mine = prompts[number * share : (number + 1) * share]
+            for prompt in mine:
+                await post(reader, writer, address.netloc, prompt)
+            return len(mine)
+        finally:
+            writer.close()
+
+    async def run_all() -> float:
+        start, ready = asyncio.Event(), list[int]()
+        tasks = [asyncio.create_task(client(n, start, ready)) for n in range(clients)]
+        while len(ready) < clients:
+            await asyncio.sleep(0.01)
+        began = time.perf_counter()
+        start.set()
+        done = sum(await asyncio.gather(*tasks))
+        return done / (time.perf_counter() - began)
+
+    return asyncio.run(run_all())
+
+
+def embedding_ceiling(embedder: object, prompts: Sequence[str], batch: int, callers: int = 2) -> float:
+    """texts/s when `callers` threads embed the prompts in arrival-order batches of `batch`."""
+    batches = iter([list(prompts[i : i + batch]) for i in range(0, len(prompts), batch)])
+    lock = threading.Lock()
+
+    def caller() -> None:
+        while True:
+            with lock:
+                texts = next(batches, None)
+            if texts is None:
+                return
+            embedder.embed(texts)  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(prompts) / (time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def servers(root: Path, count: int, port: int, settings: dict[str, str]) -> Iterator[list[str]]:
+    scale.SERVER_SETTINGS.clear()
+    scale.SERVER_SETTINGS.update(settings)
+    try:
+        with contextlib.ExitStack() as stack:
+            yield [stack.enter_context(scale.serving(root, port + n)).url for n in range(count)]
+    finally:
+        scale.SERVER_SETTINGS.clear()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="Folder holding mmlu/, banking77/ and arc/.")
+    parser.add_argument("--work-dir", type=Path, default=scale.REPO / "benchmarks" / ".cache" / "scale")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2, help="Passes per server setting (best kept).")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args(argv)
+
+    texts = scale.load_texts(args.data, 10_000, 200, 0)
+    root = args.work_dir / "10k"
+    scale.ensure_real_bank(root, texts.bank)
+    prompts = list(texts.concurrent)
+    started = load_average()
+
+    embedder = scale.load_server_embedder()
+    embedder.embed(prompts[:64])
+    backend, cap = scale.encode_rate(embedder, prompts[:400])
+    ceilings = {batch: embedding_ceiling(embedder, prompts, batch) for batch in (1, 3, 8, 16)}
+    del embedder
+    print(f"backend {backend:.0f} texts/s; two callers: {ceilings}", flush=True)
+
+    def best(urls: list[str], fresh: bool) -> float:
+        rates = []
+        for n in range(args.rounds):
+            sent = [f"{p} (pass {n})" for p in prompts] if fresh else prompts
+            rates.append(spread_throughput(urls, sent, args.clients, texts.warmup))
+        return max(rates)
+
+    rows: list[tuple[str, float]] = []
+    with servers(root, 1, args.port, {}) as urls:
+        spread_throughput(urls, prompts, args.clients, texts.warmup)  # fills the prompt cache
+        cached = best(urls, fresh=False)
+    print(f"cached prompts: {cached:.0f} req/s", flush=True)
+    settings = [
+        ("default: 1 process, 2 lanes (a thread each)", 1, {}),
+        ("1 process, 1 lane (2 threads)", 1, {"FEWSHOT_EMBED_LANES": "1"}),
+        ("1 process, 3 lanes (a thread each)", 1, {"FEWSHOT_EMBED_LANES": "3"}),
+        ("2 processes, 2 lanes each, 8 clients each", 2, {}),
+    ]
+    for label, count, extra in settings:
+        with servers(root, count, args.port, {"FEWSHOT_QUERY_CACHE_SIZE": "0", **extra}) as urls:
+            rows.append((label, best(urls, fresh=True)))
+        print(f"{label}: {rows[-1][1]:.0f} req/s", flush=True)
+
+    # Two resources: the cores' embedding (1/ceiling s per text, at batch 3) and the request path's share of
+    # the interpreter (1/cached s per request). Answering T requests a second needs T/ceiling + T/cached <= 1.
+    ceiling = ceilings[3]
+    bound = 1 / (1 / ceiling + 1 / cached)
+    lines = [
+        f"### {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Machine: {machine_info()}. Load average (1/5/15 min): {started} at the start, {load_average()} at the end.",
+        "Command: `python benchmarks/concurrency.py --data ../shared/datasets --work-dir benchmarks/.cache/scale`",
+        f"(the 10k bank and the 960 distinct prompts of scale.py, {args.clients} clients, best of {args.rounds}"
+        " passes).",
+        "",
+        "| measured | rate | share of the backend's batched rate |",
+        "| --- | --- | --- |",
+        f"| backend's batched rate: one embed() of 400 prompts, sorted (cap {cap}) | {backend:.0f} texts/s | 1.00 |",
+    ]
+    for batch, rate in ceilings.items():
+        lines.append(
+            f"| embedding alone, two callers, arrival-order batches of {batch} | {rate:.0f} texts/s | "
+            f"{rate / backend:.2f} |"
+        )
+    lines.append(f"| request path alone: 16 clients, every prompt cached | {cached:.0f} req/s | - |")
+    for label, rate in rows:
+        lines.append(f"| 16 clients, {label} | {rate:.0f} req/s | **{rate / backend:.2f}** |")
+    lines += [
+        "",
+        f"If embedding (at batches of 3) and the rest of a request could not overlap at all, 16 clients would get"
+        f" 1 / (1/{ceiling:.0f} + 1/{cached:.0f}) = {bound:.0f} requests/s ({bound / backend:.2f} x the batched"
+        " rate); they overlap in part, as ONNX Runtime releases the interpreter.",
+        "",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_record:
+        record_section(table, SECTION, RESULTS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,8 @@ same 960 distinct prompts as scale.py (its --work-dir cache; built there when mi
 3. server settings: 16 clients against the default (2 lanes), 1 lane, 3 lanes, and two server processes on
    the same bank with 8 clients each (what uvicorn workers would do, each process with its model and index).
 
-Each client is one keep-alive connection driven by asyncio in this process (scale.throughput).
+Each client is one keep-alive connection driven by asyncio in this process (scale.throughput, which deals
+the clients round-robin between servers).
 
     .venv/bin/python benchmarks/concurrency.py --data ../shared/datasets --work-dir benchmarks/.cache/scale
 
@@ -22,63 +23,18 @@ The table is printed and appended to benchmarks/RESULTS.md (--no-record skips th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import scale  # benchmarks/ is on the path when a script runs
 from harness import load_average, machine_info, record_section
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Concurrency: where 16 clients' throughput goes (issue 19, benchmarks/concurrency.py)"
-K = 4
-
-
-def spread_throughput(urls: Sequence[str], prompts: Sequence[str], clients: int, warmup: Sequence[str]) -> float:
-    """scale.throughput with the clients dealt round-robin over several servers (requests/s)."""
-    share = len(prompts) // clients
-
-    async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, prompt: str) -> None:
-        body = json.dumps({"prompt": prompt, "k": K}).encode()
-        head = f"POST /v1/select HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        status, *headers = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        length = next(int(h.split(":", 1)[1]) for h in headers if h.lower().startswith("content-length:"))
-        await reader.readexactly(length)
-        if " 200 " not in status:
-            raise RuntimeError(f"/v1/select answered {status}")
-
-    async def client(number: int, start: asyncio.Event, ready: list[int]) -> int:
-        address = urlsplit(urls[number % len(urls)])
-        reader, writer = await asyncio.open_connection(address.hostname, address.port)
-        try:
-            await post(reader, writer, address.netloc, warmup[number % len(warmup)])
-            ready.append(number)
-            await start.wait()
-            mine = prompts[number * share : (number + 1) * share]
-            for prompt in mine:
-                await post(reader, writer, address.netloc, prompt)
-            return len(mine)
-        finally:
-            writer.close()
-
-    async def run_all() -> float:
-        start, ready = asyncio.Event(), list[int]()
-        tasks = [asyncio.create_task(client(n, start, ready)) for n in range(clients)]
-        while len(ready) < clients:
-            await asyncio.sleep(0.01)
-        began = time.perf_counter()
-        start.set()
-        done = sum(await asyncio.gather(*tasks))
-        return done / (time.perf_counter() - began)
-
-    return asyncio.run(run_all())
 
 
 def embedding_ceiling(embedder: object, prompts: Sequence[str], batch: int, callers: int = 2) -> float:
@@ -141,12 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rates = []
         for n in range(args.rounds):
             sent = [f"{p} (pass {n})" for p in prompts] if fresh else prompts
-            rates.append(spread_throughput(urls, sent, args.clients, texts.warmup))
+            rates.append(scale.throughput(urls, sent, args.clients, texts.warmup)[0])
         return max(rates)
 
     rows: list[tuple[str, float]] = []
     with servers(root, 1, args.port, {}) as urls:
-        spread_throughput(urls, prompts, args.clients, texts.warmup)  # fills the prompt cache
+        scale.throughput(urls, prompts, args.clients, texts.warmup)  # fills the prompt cache
         cached = best(urls, fresh=False)
     print(f"cached prompts: {cached:.0f} req/s", flush=True)
     settings = [

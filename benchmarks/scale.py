@@ -390,20 +390,23 @@ def against_langchain(url: str, texts: Texts, root: Path) -> tuple[list[float], 
     return ours, theirs
 
 
-def throughput(url: str, prompts: Sequence[str], clients: int, warmup: Sequence[str]) -> tuple[float, list[float]]:
+def throughput(
+    url: str | Sequence[str], prompts: Sequence[str], clients: int, warmup: Sequence[str]
+) -> tuple[float, list[float]]:
     """(requests/s with `clients` concurrent clients sending every prompt once between them, each request's ms).
 
     Each client is one keep-alive HTTP/1.1 connection driven by asyncio in this process: the clients share the
-    server's 2 cores, and threads running httpx cost about 1 ms of CPU a request, which the server would lose."""
+    server's 2 cores, and threads running httpx cost about 1 ms of CPU a request, which the server would lose.
+    Given several servers' URLs, the clients are dealt round-robin between them."""
     import asyncio
     from urllib.parse import urlsplit
 
-    address = urlsplit(url)
+    addresses = [urlsplit(url)] if isinstance(url, str) else [urlsplit(one) for one in url]
     share = len(prompts) // clients
 
-    async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, prompt: str) -> float:
+    async def post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, prompt: str) -> float:
         body = json.dumps({"prompt": prompt, "k": K}).encode()
-        head = f"POST /v1/select HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: application/json\r\n"
+        head = f"POST /v1/select HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         started = time.perf_counter()
         writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
         status, *headers = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
@@ -415,12 +418,14 @@ def throughput(url: str, prompts: Sequence[str], clients: int, warmup: Sequence[
         return elapsed
 
     async def client_run(number: int, start: asyncio.Event, ready: list[int]) -> list[float]:
+        address = addresses[number % len(addresses)]
         reader, writer = await asyncio.open_connection(address.hostname, address.port)
         try:
-            await post(reader, writer, warmup[number % len(warmup)])  # connect; already-cached embeddings
+            await post(reader, writer, address.netloc, warmup[number % len(warmup)])  # connect; cached embeddings
             ready.append(number)
             await start.wait()
-            return [await post(reader, writer, prompt) for prompt in prompts[number * share : (number + 1) * share]]
+            mine = prompts[number * share : (number + 1) * share]
+            return [await post(reader, writer, address.netloc, prompt) for prompt in mine]
         finally:
             writer.close()
 

@@ -33,11 +33,13 @@ from pathlib import Path
 import scale  # benchmarks/ is on the path when a script runs
 from harness import load_average, machine_info, record_section
 
+from fewshot_service.embedding import Embedder
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Concurrency: where 16 clients' throughput goes (issue 19, benchmarks/concurrency.py)"
 
 
-def embedding_ceiling(embedder: object, prompts: Sequence[str], batch: int, callers: int = 2) -> float:
+def embedding_ceiling(embedder: Embedder, prompts: Sequence[str], batch: int, callers: int = 2) -> float:
     """texts/s when `callers` threads embed the prompts in arrival-order batches of `batch`."""
     batches = iter([list(prompts[i : i + batch]) for i in range(0, len(prompts), batch)])
     lock = threading.Lock()
@@ -48,7 +50,7 @@ def embedding_ceiling(embedder: object, prompts: Sequence[str], batch: int, call
                 texts = next(batches, None)
             if texts is None:
                 return
-            embedder.embed(texts)  # type: ignore[attr-defined]
+            embedder.embed(texts)
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
     started = time.perf_counter()

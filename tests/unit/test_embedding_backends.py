@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +63,11 @@ def test_a_lone_call_and_calls_side_by_side_embed_alike(onnx_cache: Path) -> Non
     # session the lanes share (onnx_runtime.OnnxEmbedder._session_for). Both must give the same vectors.
     embedder = load_embedder(PACKAGED_MODEL, "onnx", onnx_cache, seed_inputs(SEED_DIR), lanes=2)
     assert isinstance(embedder, OnnxEmbedder)
+    # The two differ only in how their threads wait and how many there are: the lanes split the cores.
+    alone, shared = embedder._alone.get_session_options(), embedder._shared.get_session_options()
+    assert alone.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert shared.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert shared.intra_op_num_threads == max(1, len(os.sched_getaffinity(0)) // 2)
     prompt = "How many apples are left if Tom eats three of twelve?"
     before = embedder.alone_calls
     lone = embedder.embed([prompt])[0]

@@ -74,7 +74,7 @@ def test_each_filter_returns_exactly_the_matching_examples(filters: SelectFilter
     [SelectFilters(), SelectFilters(statuses=["approved", "pending"]), SelectFilters(topics=["common"])],
     ids=["approved (90%)", "everything", "common topic (87%)"],
 )
-def test_exact_search_of_most_slots_returns_the_brute_force_best(filters: SelectFilters) -> None:
+def test_exact_search_past_tombstones_exclusions_and_broad_filters_finds_the_true_best(filters: SelectFilters) -> None:
     data = rows(3000)
     index = VectorIndex.build(DIM, data, batch_size=512)
     index.remove(["ex1", "ex2"])

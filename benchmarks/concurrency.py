@@ -13,7 +13,9 @@ same 960 distinct prompts as scale.py (its --work-dir cache; built there when mi
    the same bank with 8 clients each (what uvicorn workers would do, each process with its model and index).
 
 Each client is one keep-alive connection driven by asyncio in this process (scale.throughput, which deals
-the clients round-robin between servers).
+the clients round-robin between servers). For every 16-client pass the CPU time the server processes and
+this process (the clients) used is read from /proc and divided by the requests answered: with both on the
+same 2 cores, it says what the cores have left for the embedding at a given rate.
 
     .venv/bin/python benchmarks/concurrency.py --data ../shared/datasets --work-dir benchmarks/.cache/scale
 
@@ -24,14 +26,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import scale  # benchmarks/ is on the path when a script runs
-from harness import load_average, machine_info, record_section
+from harness import load_average, machine_info, process_cpu_seconds, record_section
 
 from fewshot_service.embedding import Embedder
 
@@ -61,15 +65,36 @@ def embedding_ceiling(embedder: Embedder, prompts: Sequence[str], batch: int, ca
     return len(prompts) / (time.perf_counter() - started)
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One pass of the clients: requests/s, and CPU ms per request of the servers and of the clients."""
+
+    rate: float
+    server_cpu_ms: float
+    client_cpu_ms: float
+
+
 @contextlib.contextmanager
-def servers(root: Path, count: int, port: int, settings: dict[str, str]) -> Iterator[list[str]]:
+def servers(root: Path, count: int, port: int, settings: dict[str, str]) -> Iterator[list[scale.Server]]:
     scale.SERVER_SETTINGS.clear()
     scale.SERVER_SETTINGS.update(settings)
     try:
         with contextlib.ExitStack() as stack:
-            yield [stack.enter_context(scale.serving(root, port + n)).url for n in range(count)]
+            yield [stack.enter_context(scale.serving(root, port + n)) for n in range(count)]
     finally:
         scale.SERVER_SETTINGS.clear()
+
+
+def timed_pass(running: Sequence[scale.Server], prompts: Sequence[str], clients: int, warmup: Sequence[str]) -> Pass:
+    pids = [server.process.pid for server in running]
+    server_before = sum(process_cpu_seconds(pid) for pid in pids)
+    client_before = time.process_time()
+    rate, times = scale.throughput([server.url for server in running], prompts, clients, warmup)
+    server_cpu = sum(process_cpu_seconds(pid) for pid in pids) - server_before
+    client_cpu = time.process_time() - client_before
+    # The warm-up requests (one per client) are in the CPU time too: count them.
+    answered = len(times) + clients
+    return Pass(rate, server_cpu / answered * 1000, client_cpu / answered * 1000)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,17 +120,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     del embedder
     print(f"backend {backend:.0f} texts/s; two callers: {ceilings}", flush=True)
 
-    def best(urls: list[str], fresh: bool) -> float:
-        rates = []
+    def best(running: list[scale.Server], fresh: bool) -> Pass:
+        passes = []
         for n in range(args.rounds):
             sent = [f"{p} (pass {n})" for p in prompts] if fresh else prompts
-            rates.append(scale.throughput(urls, sent, args.clients, texts.warmup)[0])
-        return max(rates)
+            passes.append(timed_pass(running, sent, args.clients, texts.warmup))
+        return max(passes, key=lambda one: one.rate)
 
-    rows: list[tuple[str, float]] = []
-    with servers(root, 1, args.port, {}) as urls:
-        scale.throughput(urls, prompts, args.clients, texts.warmup)  # fills the prompt cache
-        cached = best(urls, fresh=False)
+    rows: list[tuple[str, Pass]] = []
+    with servers(root, 1, args.port, {}) as running:
+        scale.throughput([server.url for server in running], prompts, args.clients, texts.warmup)  # fills the cache
+        cached_pass = best(running, fresh=False)
+    cached = cached_pass.rate
     print(f"cached prompts: {cached:.0f} req/s", flush=True)
     settings = [
         ("default: 1 process, 2 lanes (a thread each)", 1, {}),
@@ -114,9 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("2 processes, 2 lanes each, 8 clients each", 2, {}),
     ]
     for label, count, extra in settings:
-        with servers(root, count, args.port, {"FEWSHOT_QUERY_CACHE_SIZE": "0", **extra}) as urls:
-            rows.append((label, best(urls, fresh=True)))
-        print(f"{label}: {rows[-1][1]:.0f} req/s", flush=True)
+        with servers(root, count, args.port, {"FEWSHOT_QUERY_CACHE_SIZE": "0", **extra}) as running:
+            rows.append((label, best(running, fresh=True)))
+        print(f"{label}: {rows[-1][1].rate:.0f} req/s", flush=True)
 
     # Two resources: the cores' embedding (1/ceiling s per text, at batch 3) and the request path's share of
     # the interpreter (1/cached s per request). Answering T requests a second needs T/ceiling + T/cached <= 1.
@@ -130,19 +156,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"(the 10k bank and the 960 distinct prompts of scale.py, {args.clients} clients, best of {args.rounds}"
         " passes).",
         "",
-        "| measured | rate | share of the backend's batched rate |",
-        "| --- | --- | --- |",
-        f"| backend's batched rate: one embed() of 400 prompts, sorted (cap {cap}) | {backend:.0f} texts/s | 1.00 |",
+        "| measured | rate | share of the backend's batched rate | CPU ms per request: servers / clients |",
+        "| --- | --- | --- | --- |",
+        f"| backend's batched rate: one embed() of 400 prompts, sorted (cap {cap}) | {backend:.0f} texts/s | 1.00 "
+        "| - |",
     ]
     for batch, rate in ceilings.items():
         lines.append(
             f"| embedding alone, two callers, arrival-order batches of {batch} | {rate:.0f} texts/s | "
-            f"{rate / backend:.2f} |"
+            f"{rate / backend:.2f} | - |"
         )
-    lines.append(f"| request path alone: 16 clients, every prompt cached | {cached:.0f} req/s | - |")
-    for label, rate in rows:
-        lines.append(f"| 16 clients, {label} | {rate:.0f} req/s | **{rate / backend:.2f}** |")
+    lines.append(
+        f"| request path alone: 16 clients, every prompt cached | {cached:.0f} req/s | - | "
+        f"{cached_pass.server_cpu_ms:.2f} / {cached_pass.client_cpu_ms:.2f} |"
+    )
+    for label, one in rows:
+        lines.append(
+            f"| 16 clients, {label} | {one.rate:.0f} req/s | **{one.rate / backend:.2f}** | "
+            f"{one.server_cpu_ms:.2f} / {one.client_cpu_ms:.2f} |"
+        )
+    cores = os.cpu_count() or 1
+    target = 0.8 * backend
+    embedding_ms = cores * 1000 / backend  # the cores' time per text at the batched rate, if all of it embeds
     lines += [
+        "",
+        f"CPU budget at the issue's target: {target:.0f} requests/s on {cores} cores leaves "
+        f"{cores * 1000 / target:.2f} ms of CPU per request, of which the embedding at the batched rate takes "
+        f"{embedding_ms:.2f}: {cores * 1000 / target - embedding_ms:.2f} ms for the request path and the clients. "
+        f"Measured with every prompt cached, they took {cached_pass.server_cpu_ms:.2f} (server) + "
+        f"{cached_pass.client_cpu_ms:.2f} (clients) ms.",
         "",
         f"If embedding (at batches of 3) and the rest of a request could not overlap at all, 16 clients would get"
         f" 1 / (1/{ceiling:.0f} + 1/{cached:.0f}) = {bound:.0f} requests/s ({bound / backend:.2f} x the batched"

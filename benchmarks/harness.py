@@ -54,6 +54,13 @@ def load_average() -> str:
         return "unknown"
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far, from /proc."""
+    # Fields after the command name, which is in parentheses and may hold spaces: utime and stime are 12 and 13.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine_info(extra_packages: Sequence[str] = ()) -> str:
     """Cores, CPU, memory, kernel, Python, library versions and the fewshot-service source that ran."""
     cpu = next(

@@ -11,7 +11,9 @@ test split) against a bank of all 7,473 GSM8K train questions:
     ``httpx.Client``, client-side wall time per request; the default strategy (stratified) and knn;
 (c) LangChain's ``SemanticSimilarityExampleSelector`` over ``langchain_community.vectorstores.FAISS``
     with the same model; the store is built from the bank's precomputed embeddings
-    (``FAISS.from_embeddings``, so the bank is not embedded twice); the timed part is ``select_examples``.
+    (``FAISS.from_embeddings``, so the bank is not embedded twice); the timed part is ``select_examples``;
+(d) ``GET /healthz`` through the same client, back to back and after --idle-ms of idling (client and server
+    sleep while a select's prompt is embedded; waking them costs time the in-process floors never pay).
 
 Queries run one at a time, as requests would. Every method times every query in each of two rounds; within
 a round the methods take turns in blocks of 25 queries (rotating order), so drift in machine speed hits
@@ -80,6 +82,10 @@ SELECTS = (SELECT_DEFAULT, SELECT_DEFAULT_FIELDS, SELECT_KNN, SELECT_KNN_FIELDS)
 LANGCHAIN = "LangChain SemanticSimilarityExampleSelector + FAISS"
 # The HTTP part alone: the same client, server and middleware, a route that does nothing.
 HEALTHZ = "HTTP round trip alone: GET /healthz, same client and server"
+# The same round trip when client and server have just been idle for about an embedding's length, as they are
+# in a select (both sleep while the model runs). On a virtual machine waking an idle thread costs time of its
+# own; this row shows how much of a select's HTTP share is that, not the framework.
+HEALTHZ_AFTER_IDLE = "HTTP round trip after idling: GET /healthz, timed after a pause"
 
 # A query function returns the ids it selected and, for HTTP calls, the server's own took_ms.
 QueryFn = Callable[[str], tuple[list[str], float | None]]
@@ -322,11 +328,14 @@ def http_query(client: Any, k: int, strategy: str | None, fields: list[str] | No
     return run
 
 
-def healthz_query(client: Any) -> QueryFn:
+def healthz_query(client: Any, pause_s: float = 0.0) -> QueryFn:
+    """GET /healthz; with pause_s, time_block sleeps that long before timing each call (outside the timing)."""
+
     def run(_: str) -> tuple[list[str], float | None]:
         client.get("/healthz").raise_for_status()
         return [], None
 
+    run.pause_s = pause_s  # type: ignore[attr-defined]
     return run
 
 
@@ -430,7 +439,10 @@ def time_block(
     client_ms = np.empty(len(queries))
     server_ms = np.full(len(queries), np.nan)
     selected: list[list[str]] = []
+    pause_s = getattr(run, "pause_s", 0.0)
     for n, question in enumerate(queries):
+        if pause_s:
+            time.sleep(pause_s)
         started = time.perf_counter_ns()
         ids, took_ms = run(question)
         client_ms[n] = (time.perf_counter_ns() - started) / 1e6
@@ -529,7 +541,7 @@ def latency_table(results: dict[str, Measurement], rounds: int) -> str:
         has_server = not np.isnan(server).all()
         cells.append(f"{percentile(server, 50):.2f} / {percentile(server, 99):.2f}" if has_server else "-")
         cells.append(" / ".join(f"{share:.0%}" for share in result.other_load))
-        cells.append("-" if name in (FLOOR, HEALTHZ) else f"{agreement(results, name):.0%}")
+        cells.append("-" if name in (FLOOR, HEALTHZ, HEALTHZ_AFTER_IDLE) else f"{agreement(results, name):.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -569,7 +581,7 @@ def ratio_table(results: dict[str, Measurement], rounds: int) -> tuple[str, bool
     return "\n".join(lines), passed
 
 
-def overhead_note(results: dict[str, Measurement]) -> str:
+def overhead_note(results: dict[str, Measurement], args: argparse.Namespace) -> str:
     """Where /v1/select's time goes: server-side (took_ms) vs HTTP, and server-side beyond the floor."""
     lines: list[str] = []
     floor = percentile(results[FLOOR_BACKEND].rounds[results[FLOOR_BACKEND].best_round()], 50)
@@ -577,6 +589,13 @@ def overhead_note(results: dict[str, Measurement]) -> str:
     lines.append(
         f"- the HTTP round trip alone (GET /healthz, same client, server and middleware): p50 {round_trip:.2f} ms"
     )
+    if HEALTHZ_AFTER_IDLE in results:
+        after_idle = percentile(results[HEALTHZ_AFTER_IDLE].rounds[results[HEALTHZ_AFTER_IDLE].best_round()], 50)
+        lines.append(
+            f"- the same round trip when client and server were idle for {args.idle_ms:g} ms before it, as they "
+            f"are while a select's prompt is embedded: p50 {after_idle:.2f} ms ({after_idle - round_trip:+.2f} ms "
+            "of waking up)"
+        )
     for name in SELECTS:
         result = results[name]
         best = result.best_round()
@@ -610,7 +629,7 @@ def report(results: dict[str, Measurement], args: argparse.Namespace, bank_size:
             f"the quietest. {setup}",
             latency,
             ratios,
-            overhead_note(results),
+            overhead_note(results, args),
             f"Targets (/v1/select default strategy, best rounds): p50 <= {TARGET_VS_BACKEND_FLOOR} x the floor "
             f"with the server's backend and <= {TARGET_VS_LANGCHAIN} x LangChain: **{'PASS' if passed else 'FAIL'}**",
         ]
@@ -647,6 +666,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--block-attempts", type=int, default=3, help="Repeat a block that others disturbed (over --quiet-below)."
+    )
+    parser.add_argument(
+        "--idle-ms", type=float, default=12.0, help="The pause before each timed GET /healthz of the idle row."
     )
     parser.add_argument("--note", default="", help="A remark recorded with the results (e.g. what was measured).")
     parser.add_argument("--no-record", action="store_true", help=f"Do not append the table to {RESULTS.name}.")
@@ -712,6 +734,7 @@ def benchmark(args: argparse.Namespace, work_dir: Path) -> tuple[str, bool]:
         runners[SELECT_KNN_FIELDS] = http_query(client, args.k, "knn", ["input", "output"])
         runners[LANGCHAIN] = langchain_query(embedder.model, bank, args.k)
         runners[HEALTHZ] = healthz_query(client)
+        runners[HEALTHZ_AFTER_IDLE] = healthz_query(client, args.idle_ms / 1000)
         ready = wait_ready(f"http://127.0.0.1:{args.port}", process, work_dir / "server.log", READY_TIMEOUT_S, 0.5)
         if ready.get("embedding_backend") != "onnx":
             raise RuntimeError(f"the server embeds with {ready.get('embedding_backend')}, this run expects onnx")

@@ -7,7 +7,9 @@ folder. The prompts' vectors are computed beforehand and served from memory, so 
 but the model: middleware, validation, authentication, the thread hop, the FAISS search, the strategy, the
 selection record and the JSON. Reported: p50 wall time per request and the process's CPU time per request
 (all its threads, the recorder's included); --profile adds cProfile's top functions on the event loop's
-thread.
+thread. Then the route's thread hop alone (the event loop handing a call to a worker thread and getting the
+answer back), back to back and after --idle-ms of idling: a select's hops come after the event loop and the
+worker have slept (the client's turn, the embedding), and waking a sleeping thread costs time of its own.
 
     .venv/bin/python benchmarks/select_overhead.py --root benchmarks/.cache/gsm8k \\
         --prompts ../shared/datasets/gsm8k/test.jsonl 2>/dev/null   # stderr: the access log
@@ -72,6 +74,34 @@ async def call(app: Any, body: bytes) -> None:
         raise RuntimeError(f"/v1/select answered {sent[0]['status']}: {sent[-1].get('body', b'')[:300]!r}")
 
 
+async def thread_hops(pause_s: float, count: int = 300) -> tuple[float, float]:
+    """p50 ms of the route's hop to a worker thread (anyio's, as run_in_threadpool takes it) and of the hop back
+    after a call as long as pause_s busy in the worker; each starts after pause_s idle, as a select does
+    (pause_s 0: back to back)."""
+    import anyio.to_thread
+
+    def work() -> float:
+        finish = time.perf_counter() + pause_s
+        while time.perf_counter() < finish:  # busy, as the embedding keeps the worker
+            pass
+        return time.perf_counter()
+
+    def arrive() -> float:
+        return time.perf_counter()
+
+    there: list[float] = []
+    back: list[float] = []
+    for _ in range(count):
+        if pause_s:
+            await asyncio.sleep(pause_s)
+        started = time.perf_counter()
+        arrived = await anyio.to_thread.run_sync(arrive)
+        there.append((arrived - started) * 1000)
+        finished = await anyio.to_thread.run_sync(work)
+        back.append((time.perf_counter() - finished) * 1000)
+    return statistics.median(there), statistics.median(back)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, help="A folder with data/ and indexes/ (default: the seed bank).")
@@ -79,6 +109,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--strategy", help="Sent in every request (default: the server's).")
+    parser.add_argument("--idle-ms", type=float, default=12.0, help="Idle pause before the timed thread hops.")
     parser.add_argument("--profile", action="store_true", help="Print cProfile's top 40 by own time.")
     args = parser.parse_args()
 
@@ -134,11 +165,18 @@ def main() -> int:
             return times, cpu
 
     times, cpu = asyncio.run(run())
+    import uvloop  # what uvicorn runs the server on (uvicorn[standard])
+
+    hops = {pause: uvloop.run(thread_hops(pause)) for pause in (0.0, args.idle_ms / 1000)}
     print(f"Machine: {machine_info()}")
     print(
         f"/v1/select in-process without the embedding, {len(times)} requests over {len(prompts)} prompts: "
         f"p50 {statistics.median(times):.3f} ms wall, {cpu:.3f} ms of process CPU per request"
     )
+    for pause, (there, back) in hops.items():
+        ms = f"{pause * 1000:g} ms"
+        when = f"after {ms} idle (and back after {ms} busy)" if pause else "back to back"
+        print(f"thread hop {when}: to a worker p50 {there:.3f} ms, back to the event loop p50 {back:.3f} ms")
     scratch.cleanup()
     return 0
 

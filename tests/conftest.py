@@ -26,16 +26,8 @@ from fewshot_service.settings import Settings
 from .helpers import SEED_DIR
 
 LEVELS = ("unit", "api", "cli", "system", "postgres", "data", "deploy", "ui")
-# The order the files are handed to the xdist workers (pyproject turns off xdist's own reordering, which
-# sends the files with the most tests first, not the longest): the longest files by `pytest --durations`
-# (about a minute or more each on 2 cores, 2026-12-07), then the folders of long files (real servers,
-# outages, the browser), so that no long file is left running alone at the end of the run.
-LONGEST_FILES = (
-    "unit/test_embedding_backends.py",
-    "postgres/test_bank_outage.py",
-    "system/test_crash_safety.py",
-    "api/test_concurrent_writers.py",
-)
+# The order the levels' files are handed to the xdist workers: the folders of long files (real servers,
+# outages, the browser) first, so that no long file is left running alone at the end of the run.
 LONG_FIRST = ("system", "postgres", "ui", "api", "cli", "unit", "deploy", "data")
 
 
@@ -47,14 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if len(relative) > 1 and relative[0] in LEVELS:
             item.add_marker(getattr(pytest.mark, relative[0]))
 
-    def rank(item: pytest.Item) -> tuple[int, int]:
-        relative = item.path.relative_to(tests_dir)
-        if relative.as_posix() in LONGEST_FILES:
-            return 0, LONGEST_FILES.index(relative.as_posix())
-        level = relative.parts[0]
-        return 1, LONG_FIRST.index(level) if level in LONG_FIRST else len(LONG_FIRST)
+    def level_rank(item: pytest.Item) -> int:
+        level = item.path.relative_to(tests_dir).parts[0]
+        return LONG_FIRST.index(level) if level in LONG_FIRST else len(LONG_FIRST)
 
-    items.sort(key=rank)  # stable: files and tests keep their order within a level
+    items.sort(key=level_rank)  # stable: files and tests keep their order within a level
 
 
 @pytest.fixture(scope="session")

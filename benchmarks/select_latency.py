@@ -675,9 +675,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (
         min(args.queries, args.k, args.rounds, args.block_attempts, args.chunk) < 1
-        or min(args.warmup, args.chunk_warmup) < 0
+        or min(args.warmup, args.chunk_warmup, args.idle_ms) < 0
     ):
-        parser.error("--queries, --k, --rounds, --chunk, --block-attempts must be positive, warm-ups not negative")
+        parser.error(
+            "--queries, --k, --rounds, --chunk, --block-attempts must be positive, warm-ups and --idle-ms not negative"
+        )
     return args
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fewshot_service.embedding import SentenceTransformerEmbedder
+from fewshot_service.errors import NotReady
 from fewshot_service.models import ExampleImport, SelectRequest
 
 from ..conftest import ServiceFactory
@@ -100,3 +102,26 @@ def test_seeding_can_be_turned_off(make_service: ServiceFactory, small_seed: Pat
     report = service.start()
     assert report.seeded == 0 and service.served().index.size == 0
     assert service.select(SelectRequest(prompt="anything")).examples == []
+
+
+def test_readiness_waits_for_the_example_cache_and_the_ready_log_line(
+    make_service: ServiceFactory, small_seed: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_service(seed_dir=small_seed).start()
+    service = make_service(seed_dir=small_seed)
+    seen: list[tuple[bool, bool]] = []
+    fill = service.examples.fill
+
+    def probing_fill(*args: Any, **kwargs: Any) -> None:
+        # An index is served by now; a prober asking at this moment must still hear "starting".
+        seen.append((service.ready, any(r.message.startswith("ready:") for r in caplog.records)))
+        with pytest.raises(NotReady, match="starting"):
+            service.served()
+        fill(*args, **kwargs)
+
+    service.examples.fill = probing_fill  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO):
+        service.start()
+    assert seen == [(False, False)]
+    assert service.ready and service.served().index.size == 4
+    assert any(r.message.startswith("ready: 4 examples") for r in caplog.records)

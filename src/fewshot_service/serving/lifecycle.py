@@ -54,6 +54,9 @@ class FewshotService:
         self._embedder: Embedder | None = None
         self._model_lock = threading.Lock()
         self._starting = False
+        # True from start() until it has cached the examples and logged its report: an index is served
+        # (_served) before that, but a prober told "ready" then would find neither.
+        self._start_pending = False
         self.store = store
         self._served: Served | None = None
         self._rebuild_lock = threading.Lock()
@@ -107,11 +110,12 @@ class FewshotService:
 
     @property
     def ready(self) -> bool:
-        return self._served is not None
+        return self._served is not None and not self._start_pending
 
     def start(self) -> StartReport:
         """Make the service ready; safe to call from a background thread."""
         self._starting = True  # from here on, the model is this thread's to load
+        self._start_pending = True
         try:
             self.phase = "opening the bank"
             self.bank.create_schema()
@@ -147,6 +151,7 @@ class FewshotService:
             action,
             reason,
         )
+        self._start_pending = False  # after the log line: whoever sees "ready" can read why in the log
         return self.start_report
 
     def _load_or_rebuild(self, embedder: Embedder) -> tuple[str, str]:
@@ -250,7 +255,7 @@ class FewshotService:
 
     def served(self) -> Served:
         served = self._served
-        if served is None:
+        if served is None or self._start_pending:
             raise NotReady(self.failure or f"the service is starting ({self.phase})")
         return served
 

@@ -19,6 +19,7 @@ from fewshot_service.embedding import (
     load_embedder,
     measure_agreement,
 )
+from fewshot_service.embedding.onnx_runtime import QUIET_SECONDS
 from fewshot_service.embedding.sentence_transformer import resolve_model
 from fewshot_service.errors import ConfigurationError, EmbeddingError
 from fewshot_service.serving.seeding import seed_inputs
@@ -87,6 +88,13 @@ def test_a_lone_call_and_calls_side_by_side_embed_alike(onnx_cache: Path) -> Non
     assert still_running, "the long call ended before the second one; it proves nothing"
     assert embedder.alone_calls == alone_before  # the second call did not start alone
     assert np.allclose(lone, beside, atol=1e-5)
+    # Calls overlapped a moment ago, as they do under load: a call that happens to start alone now does not
+    # spin (it would spin against the next overlapping call). After a quiet spell, a lone call spins again.
+    assert np.allclose(embedder.embed([prompt])[0], lone, atol=1e-5)
+    assert embedder.alone_calls == alone_before
+    time.sleep(QUIET_SECONDS + 0.05)
+    assert np.allclose(embedder.embed([prompt])[0], lone, atol=1e-5)
+    assert embedder.alone_calls == alone_before + 1
 
 
 def test_onnx_counts_tokens_like_the_reference(

@@ -19,7 +19,8 @@ from ..servers import free_port
 
 @contextmanager
 def fewshot_serve(root: Path, **settings: str) -> Iterator[str]:
-    """The base URL of a ready server whose keys are tests/keyed.py's; settings are FEWSHOT_* overrides."""
+    """The base URL of a ready server whose keys are tests/keyed.py's; settings are FEWSHOT_* overrides. Its
+    log (stdout and stderr) is root / "server.log"."""
     port = free_port()
     env = dict(
         os.environ,
@@ -28,8 +29,8 @@ def fewshot_serve(root: Path, **settings: str) -> Iterator[str]:
         FEWSHOT_SEED_DIR=str(tiny_seed_dir(root / "seed")),
         FEWSHOT_API_KEYS=SPEC,
         FEWSHOT_LOG_FORMAT="text",
-        **{f"FEWSHOT_{name.upper()}": value for name, value in settings.items()},
     )
+    env.update({f"FEWSHOT_{name.upper()}": value for name, value in settings.items()})  # may override the above
     env.pop("FEWSHOT_SEED_ON_EMPTY", None)
     log = root / "server.log"
     with log.open("ab") as out:

@@ -34,6 +34,7 @@ MAX_INPUT_CHARS = 8000
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 32
 MAX_STEPS = 64
+MAX_VERSION = 1_000_000_000
 MAX_TAGS = 32
 APPROVED_ONLY: tuple[Status, ...] = ("approved",)
 ALL_STATUSES: tuple[Status, ...] = get_args(Status)
@@ -166,7 +167,9 @@ class ExampleImport(ExampleFields):
     quality: float | None = Field(None, ge=0, le=5)
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    version: int | None = Field(None, ge=1)
+    # The bank stores versions as 32-bit integers (PostgreSQL's INTEGER); the bound leaves every restored
+    # example room for a billion more edits.
+    version: int | None = Field(None, ge=1, le=MAX_VERSION)
     labels: list[Label] = Field(default_factory=list, max_length=10_000)
     utility: ExampleUtility | None = Field(None, description="As exported; ignored (evidence stays in its bank).")
 

@@ -285,3 +285,17 @@ def test_restore_is_for_admins_and_a_deleted_id_fails_only_its_line(start: Facto
     errors = {e["line"]: e["message"] for e in report.json()["errors"]}
     assert set(errors) == {2, 3} and "deleted" in errors[2] and errors[3].startswith("id")
     assert report.json()["unchanged"] == 2
+
+
+@pytest.mark.parametrize("mode", ["curate", "restore"])
+def test_a_version_past_what_the_bank_stores_fails_only_its_line(start: Factory, mode: str) -> None:
+    # Found by the fuzzer: a restored version of 10**35 reached the database and answered 500.
+    client = start(keyed=True)
+    huge = {"id": "huge-version", "input": "How many grams are in 3.5 kg?", "output": "3500 g", "version": 10**35}
+    edge = {"id": "edge-version", "input": "How many metres are in 4.2 km?", "output": "4200 m", "version": 10**9}
+    report = upload(client, [huge, edge], "ops", **({"mode": mode} if mode == "restore" else {}))
+    assert report.status_code == 200, report.text
+    errors = {e["line"]: e["message"] for e in report.json()["errors"]}
+    assert set(errors) == {1} and errors[1].startswith("version"), errors
+    assert report.json()["imported"] == 1
+    assert client.get("/v1/examples/huge-version", headers=as_("ops")).status_code == 404

@@ -13,6 +13,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import Case, CheckContext, GenerationMode, Response, SerializationContext
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
@@ -90,6 +92,34 @@ def positive_data_accepted(ctx: CheckContext, response: Response, case: Case) ->
     return positive_data_acceptance(ctx, response, case)
 
 
+def invalid_data_refused(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+    """Schemathesis' negative_data_rejection, but not for a case whose every mutation is of a query parameter
+    that takes strings (or lists of strings). On the wire a query value is always a string: `false`, an object
+    sent as "key,value" or an array where one item was declared are all valid strings there, and the server
+    checks the strings it gets against the very constraints the schema states (both come from one pydantic
+    type). Schemathesis skips such cases for plain string parameters (its issue 4600), not through `anyOf`
+    or for lists of strings, which /v1/review/next and /v1/preferences/next take."""
+    data = getattr(case.meta.phase, "data", None) if case.meta is not None else None
+    mutations = getattr(data, "mutations", ())
+    if mutations and all(_is_string_query_parameter(case, mutation) for mutation in mutations):
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
+def _is_string_query_parameter(case: Case, mutation: Any) -> bool:
+    if mutation.parameter_location != ParameterLocation.QUERY or mutation.parameter is None:
+        return False
+    declared = {p["name"]: p.get("schema", {}) for p in case.operation.definition.raw.get("parameters", [])}
+    schema = declared.get(mutation.parameter)
+    if schema is None:
+        return False
+    options = [option for option in schema.get("anyOf", [schema]) if option.get("type") != "null"]
+    return bool(options) and all(
+        option.get("type") == "string" or (option.get("type") == "array" and option["items"].get("type") == "string")
+        for option in options
+    )
+
+
 def no_server_error(ctx: CheckContext, response: Response, case: Case) -> bool | None:
     """No 5xx, but for the documented 503 of LLM expansion asked of a service with no LLM configured (no
     real endpoint runs here, and a fake one would test itself rather than the service)."""
@@ -109,11 +139,12 @@ def test_every_operation_survives_generated_requests(api_schema: OpenApiSchema, 
     operation = api_schema[path][method]
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
 
-    replaced = [not_a_server_error, positive_data_acceptance]
-    if path == "/v1/examples/import":
+    replaced = [not_a_server_error, positive_data_acceptance, negative_data_rejection]
+    added = [no_server_error, positive_data_accepted]
+    if path != "/v1/examples/import":
         # Partial success by design (README): bad lines are reported by number and the good ones kept, so
         # an upload with one invalid line among valid ones is rightly accepted (200, the line listed).
-        replaced.append(negative_data_rejection)
+        added.append(invalid_data_refused)
 
     @given(case=cases)
     @settings(
@@ -121,7 +152,7 @@ def test_every_operation_survives_generated_requests(api_schema: OpenApiSchema, 
     )
     def fuzz(case: Case) -> None:
         sent.append(case)
-        case.call_and_validate(excluded_checks=replaced, additional_checks=[no_server_error, positive_data_accepted])
+        case.call_and_validate(excluded_checks=replaced, additional_checks=added)
 
     sent: list[Case] = []
     fuzz()

@@ -228,6 +228,8 @@ class SqlBase:
             # A value the database cannot hold although the models accepted it (PostgreSQL refuses NUL
             # characters in text and integers past 2^31, which SQLite stores): the caller's input, not a fault.
             raise InvalidInput(f"a value cannot be stored in the bank: {str(exc.orig).strip()}") from exc
+        except OverflowError as exc:  # SQLite's driver, for an integer past 64 bits, raises this unwrapped
+            raise InvalidInput(f"a value cannot be stored in the bank: {exc}") from exc
         except SQLAlchemyError as exc:
             raise BankError(f"writing to the bank failed: {exc}") from exc
 

@@ -4,11 +4,16 @@ and CURRENT always names a complete version, never an older build of the same mo
 from __future__ import annotations
 
 import multiprocessing
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fewshot_service.index import IndexStore, VectorIndex
+from fewshot_service.index import store as store_module
 from fewshot_service.index.store import _locked
 from fewshot_service.models import IndexRow
 
@@ -62,3 +67,26 @@ def test_current_never_moves_back_to_an_older_build_of_the_same_model(tmp_path: 
     assert store.current_version() == newer.version and older.version in store.versions()
     other_model = store.save(index(), model_id="another", bank_revision=2, build_seconds=0)
     assert store.current_version() == other_model.version  # a model change always takes over
+
+
+def test_a_build_published_between_the_listing_and_its_lock_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race CI met once with three processes: a starting process lists tmp/, the builder publishes its
+    # folder (moves it out of tmp/) and lets go of its lock, and only then does the lock come free here.
+    store = IndexStore(tmp_path)
+    store.prepare()
+    build = tmp_path / "tmp" / "20260101T000000000000-r3-abcdef"
+    build.mkdir()
+    real_locked = store_module._locked
+
+    @contextmanager
+    def published_first(path: Path, wait: bool = True) -> Iterator[bool]:
+        if path.name == build.name + ".lock":
+            shutil.rmtree(build)
+        with real_locked(path, wait=wait) as free:
+            yield free
+
+    monkeypatch.setattr(store_module, "_locked", published_first)
+    store.prepare()
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -103,9 +103,15 @@ class IndexStore:
                 continue
             lock = leftover.with_name(leftover.name + ".lock")
             with _locked(lock, wait=False) as free:
-                if free:
+                # Looked at again under the lock: the build may have been published (moved out of tmp/) or
+                # cleared by another starting process between the listing and the lock.
+                if free and leftover.exists():
                     log.info("removing an interrupted index build: %s", leftover.name)
-                    shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
+                if free:
                     lock.unlink(missing_ok=True)
         for lock in self.tmp_dir.glob("*.lock"):
             if not lock.with_suffix("").exists():

@@ -150,6 +150,38 @@ def test_two_lanes_run_two_batches_at_once_and_never_more(embedder: SentenceTran
     assert np.allclose(vectors, embedder.embed(PROMPTS), atol=1e-5)
 
 
+class OrderedEmbedder(GatedEmbedder):
+    """GatedEmbedder that also records the texts of each call, in call order."""
+
+    def __init__(self, embedder: SentenceTransformerEmbedder) -> None:
+        super().__init__(embedder)
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = super().embed(texts)
+        self.texts.extend(texts)
+        return vectors
+
+
+def test_queued_prompts_are_embedded_first_come_first_served(embedder: SentenceTransformerEmbedder) -> None:
+    # Under sustained load a prompt must not wait while later ones overtake it: a freed lane goes to the
+    # oldest waiting prompt, and every batch takes the queue from its head.
+    ordered = OrderedEmbedder(embedder)
+    batcher = MicroBatcher(ordered.embed, max_batch=2)
+    prompts = PROMPTS[:7]
+    with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+        futures = []
+        for n, prompt in enumerate(prompts):  # one at a time, so the arrival order is known
+            futures.append(pool.submit(batcher.embed_one, prompt))
+            while len(batcher._queue) < n or batcher._running < 1:  # the first leads; the rest queue
+                threading.Event().wait(0.005)
+        ordered.release.set()
+        vectors = np.stack([f.result(timeout=60) for f in futures])
+    assert ordered.texts == prompts
+    assert ordered.batches == [1, 2, 2, 2]
+    assert np.allclose(vectors, embedder.embed(prompts), atol=1e-5)
+
+
 def test_lanes_and_batches_below_one_are_refused(embedder: SentenceTransformerEmbedder) -> None:
     with pytest.raises(ValueError):
         MicroBatcher(embedder.embed, lanes=0)

@@ -3,9 +3,12 @@
 On a CPU a model call has a fixed cost besides the per-text work, and two calls at once only fight over
 the same cores; a batch of eight short prompts costs far less than eight calls. There is no batching
 thread and no timer: the first request to arrive while a lane is free embeds its own prompt at once (a
-lone request waits for nothing); prompts arriving while every lane is busy queue up, and when a call ends one
-of their threads takes everything queued as the next batch. The embedder cuts a batch into model calls of
-similar lengths (padding.py), so a long prompt does not make the short ones beside it pay for its padding.
+lone request waits for nothing); prompts arriving while every lane is busy queue up, and when a call ends its
+lane passes to the oldest queued prompt's thread, which takes the queue from its head as the next batch (first
+come, first served: under sustained load no prompt is overtaken). Each waiting thread is woken once, by the
+batch that embedded its prompt or by the lane handed to it, never by every batch that ends. The embedder cuts
+a batch into model calls of similar lengths (padding.py), so a long prompt does not make the short ones beside
+it pay for its padding.
 
 Lanes: how many batches may run at once. Two calls on 2 cores keep both busy where one call's small matrices
 leave one idle part of the time (figures in benchmarks/RESULTS.md, "Scale").
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,7 +27,9 @@ import numpy as np
 @dataclass(eq=False)
 class _Pending:
     text: str
-    taken: bool = False  # in a batch that is running
+    # Set when this item's vector (or error) is ready, or when its thread is to lead the next batch: each
+    # waiting thread has its own, so a finished batch wakes only the threads it concerns.
+    wake: threading.Event = field(default_factory=threading.Event)
     vector: np.ndarray | None = None
     error: BaseException | None = None
     done: bool = False
@@ -39,27 +44,29 @@ class MicroBatcher:
         self._embed = embed
         self.max_batch = max_batch
         self.lanes = lanes
-        self._queue: list[_Pending] = []
-        self._running = 0  # batches being embedded
-        self._changed = threading.Condition()
+        self._queue: list[_Pending] = []  # waiting for a lane, oldest first
+        self._running = 0  # lanes in use: batches being embedded, or handed to a thread about to lead one
+        self._lock = threading.Lock()
         self.calls = 0  # model calls made, for tests and metrics
         self.texts = 0
 
     def embed_one(self, text: str) -> np.ndarray:
         item = _Pending(text)
-        with self._changed:
-            self._queue.append(item)
-            while not item.done and (item.taken or self._running >= self.lanes):
-                self._changed.wait()
+        with self._lock:
+            leads = self._running < self.lanes
+            if leads:
+                self._running += 1
+            else:
+                self._queue.append(item)
+        if not leads:
+            # Woken once: either the batch holding this item is done, or a lane was handed to it.
+            item.wake.wait()
             if item.done:
                 return self._result(item)
-            # A lane is free and this text is still queued: lead the next batch, which includes it.
-            self._running += 1
-            self._queue.remove(item)
+        # This thread holds a lane: its batch is its own text and whatever queued meanwhile.
+        with self._lock:
             batch = [item, *self._queue[: self.max_batch - 1]]
             del self._queue[: self.max_batch - 1]
-            for pending in batch:
-                pending.taken = True
         try:
             vectors = self._embed([p.text for p in batch])
             for pending, vector in zip(batch, vectors, strict=True):
@@ -67,13 +74,18 @@ class MicroBatcher:
         except BaseException as exc:  # every waiter of the batch gets the failure, not a hang
             for pending in batch:
                 pending.error = exc
-        with self._changed:
-            for pending in batch:
-                pending.done = True
+        with self._lock:
             self.calls += 1
             self.texts += len(batch)
-            self._running -= 1
-            self._changed.notify_all()
+            # The lane passes straight to the oldest waiting text's thread, if any, else it is freed.
+            successor = self._queue.pop(0) if self._queue else None
+            if successor is None:
+                self._running -= 1
+        for pending in batch[1:]:
+            pending.done = True
+            pending.wake.set()
+        if successor is not None:
+            successor.wake.set()
         return self._result(item)
 
     @staticmethod

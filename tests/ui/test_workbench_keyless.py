@@ -27,6 +27,11 @@ def browser() -> Iterator[Browser]:
 
 def test_without_keys_a_name_signs_in_and_labels_under_that_name(keyless: Workbench, browser: Browser) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 800})
+    # The server said it has no keys: the form asks for a name only, focused, and shows no error before anyone typed.
+    page.goto(f"{keyless.base_url}/ui/")
+    expect(page.get_by_label("Your name", exact=True)).to_be_focused()
+    expect(page.get_by_label("API key")).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_count(0)
     sign_in(page, keyless.base_url, "", name="lee")
     expect(page.locator("#who")).to_have_text("lee · admin (no keys)")
     labelled = current_item(page)
@@ -44,4 +49,32 @@ def test_without_keys_a_name_signs_in_and_labels_under_that_name(keyless: Workbe
     page.locator(f"#item:not([data-example-id='{skipped}'])").wait_for()
     offered = httpx.get(f"{keyless.base_url}/v1/review/next", params={"annotator": "kim"}).json()
     assert offered["example"]["id"] == skipped
+    # Signing out of a server without keys asks for a name again, not for a key it has no use for.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Your name", exact=True)).to_be_focused()
+    expect(page.get_by_label("API key")).to_have_count(0)
+    page.close()
+
+
+def test_an_empty_queue_says_how_examples_arrive_and_leads_to_the_bank(keyless: Workbench, browser: Browser) -> None:
+    # "ana" labels everything the queue offers her through the API, so the workbench has nothing left for her.
+    for _ in range(50):
+        offered = httpx.get(f"{keyless.base_url}/v1/review/next", params={"annotator": "ana"})
+        if offered.status_code == 204:  # nothing left for her
+            break
+        example_id = offered.json()["example"]["id"]
+        answer = httpx.post(
+            f"{keyless.base_url}/v1/examples/{example_id}/labels", json={"annotator": "ana", "verdict": "approve"}
+        )
+        assert answer.status_code == 201, answer.text
+    else:
+        pytest.fail("the queue never ran out")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, keyless.base_url, "", name="ana")
+    empty = page.locator("#queue-empty")
+    expect(empty).to_contain_text("Nothing is waiting for your label")
+    expect(empty).to_contain_text("arrive here as pending")
+    empty.get_by_role("link", name="browse the bank").click()
+    expect(page).to_have_url(f"{keyless.base_url}/ui/#browse")
+    expect(page.locator("nav a[aria-current='page']")).to_have_text("Browse")
     page.close()

@@ -22,17 +22,25 @@ export function say(message, kind = "info") {
   notice.textContent = message || "";
 }
 
-function signInForm(problem) {
+function signInForm(problem, keyless = false) {
+  // keyless: the server said it runs without API keys, so only the name the work is recorded under is asked.
   const key = h("input", { type: "password", name: "key", autocomplete: "off", spellcheck: "false" });
   const name = h("input", { type: "text", name: "name", autocomplete: "username", value: session.name });
-  const form = h("form", { class: "card sign-in", "aria-labelledby": "sign-in-title" },
-    h("h1", { id: "sign-in-title" }, "Sign in"),
-    h("p", {}, "Paste your API key. It is kept in this tab only (session storage) and sent as a Bearer header."),
-    field("API key", key),
-    h("p", { class: "hint" }, "No keys on this server (loopback development)? Leave the key empty and give your name."),
-    field("Your name (without keys)", name),
-    problem ? h("p", { class: "error", role: "alert" }, problem) : null,
-    h("button", { type: "submit" }, "Sign in"));
+  const form = keyless
+    ? h("form", { class: "card sign-in", "aria-labelledby": "sign-in-title" },
+      h("h1", { id: "sign-in-title" }, "Sign in"),
+      h("p", {}, "This server runs without API keys (loopback development): no key is needed. ",
+        "Give the name your labels and edits are recorded under."),
+      field("Your name", name),
+      h("button", { type: "submit" }, "Sign in"))
+    : h("form", { class: "card sign-in", "aria-labelledby": "sign-in-title" },
+      h("h1", { id: "sign-in-title" }, "Sign in"),
+      h("p", {}, "Paste your API key. It is kept in this tab only (session storage) and sent as a Bearer header."),
+      field("API key", key),
+      h("p", { class: "hint" }, "No keys on this server (loopback development)? Leave the key empty and give your name."),
+      field("Your name (without keys)", name),
+      problem ? h("p", { class: "error", role: "alert" }, problem) : null,
+      h("button", { type: "submit" }, "Sign in"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     // Without keys an empty name still signs in: the work is recorded as "anonymous".
@@ -40,7 +48,7 @@ function signInForm(problem) {
     start();
   });
   clear(main).append(form);
-  key.focus();
+  (keyless ? name : key).focus();
 }
 
 async function start() {
@@ -57,7 +65,7 @@ async function start() {
   }
   if (!me.auth_enabled && !session.name) {
     // A server without keys answers anyone: ask for the name the work is recorded under first.
-    signInForm("This server runs without API keys: give your name (no key needed).");
+    signInForm("", true);
     return;
   }
   // Without keys every caller is the anonymous admin; the name typed at sign-in labels the work.
@@ -93,9 +101,10 @@ async function route() {
 
 signOut.addEventListener("click", async () => {
   if (leave) { const done = leave; leave = null; await done(); }
+  const keyless = Boolean(me && !me.auth_enabled);
   session.signOut(); me = null;
   nav.hidden = true; signOut.hidden = true; who.textContent = "";
-  signInForm();
+  signInForm("", keyless);
 });
 window.addEventListener("hashchange", route);
 start();

@@ -82,7 +82,8 @@ export async function show(main, { me, say }) {
     clear(task);
     if (!state.item) {
       task.append(h("div", { class: "card empty", id: "queue-empty" }, h("h1", {}, "Nothing to review"),
-        h("p", {}, "The queue has nothing for you right now."),
+        h("p", {}, "Nothing is waiting for your label. Examples added through the API or an import, and those an ",
+          "expansion generates, arrive here as pending. Meanwhile, ", h("a", { href: "#browse" }, "browse the bank"), "."),
         state.last ? h("p", {}, "Press u to undo your last label.") : null));
       return;
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -221,6 +222,19 @@ def test_each_route_answers_each_caller_as_its_role_allows(keyed: TestClient, me
 def test_docs_and_schema_are_open(keyed: TestClient) -> None:
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert keyed.get(path).status_code == 200, path
+
+
+def test_docs_pages_load_their_scripts_from_the_service_not_a_cdn(keyed: TestClient) -> None:
+    # A network that reaches no CDN still gets working docs: every script and style the pages name is served
+    # here, without a key, as the pages themselves are.
+    for page in ("/docs", "/redoc"):
+        html = keyed.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert assets and all(asset.startswith("/docs/assets/") for asset in assets), (page, assets)
+        for asset in assets:
+            answer = keyed.get(asset)
+            assert answer.status_code == 200 and len(answer.content) > 1000, asset
+    assert "javascript" in keyed.get("/docs/assets/swagger-ui-bundle.js").headers["content-type"]
 
 
 def test_a_created_key_works_at_once_is_stored_hashed_and_stops_working_when_revoked(

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..auth import Authenticator, is_loopback
@@ -40,6 +41,8 @@ from .routes import admin, examples, expand, feedback, health, keys, me, review,
 from .routes import metrics as metrics_routes
 from .routes import quality as quality_routes
 from .routes import stats as stats_routes
+
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's files, served by the service (bank_slots.FREE covers it)
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +129,10 @@ def create_app(
             await asyncio.to_thread(prober.stop)
             await asyncio.to_thread(feedback_service.stop)
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from this service (under
+    # /docs/assets, open like the pages) instead of a CDN, so the docs also work where no CDN is reachable.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="fewshot-service",
         version=__version__,
         lifespan=lifespan,

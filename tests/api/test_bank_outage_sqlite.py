@@ -4,16 +4,18 @@ selects go without the bank: every example the index serves is in memory."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from fewshot_service.api import create_app
 from fewshot_service.bank import SqlBank
-from fewshot_service.bank.guard import BankTimeouts
+from fewshot_service.bank.guard import BankHealth, BankTimeouts
 from fewshot_service.curation.service import Curator
 from fewshot_service.embedding import Embedder
 from fewshot_service.index import IndexStore
@@ -110,3 +112,15 @@ def test_a_read_only_sqlite_bank_refuses_writes_with_503_and_keeps_serving_reads
             )  # nothing half-written
     finally:
         bank.close()
+
+
+def test_the_log_says_the_bank_is_back_only_after_it_was_down(caplog: pytest.LogCaptureFixture) -> None:
+    # An operator reading the log of a normal start must not meet a recovery that never happened.
+    health = BankHealth()
+    with caplog.at_level(logging.INFO, logger="fewshot_service.bank.guard"):
+        health.mark(True)
+        health.mark(True)
+        assert not caplog.messages
+        health.mark(False, "connection refused")
+        health.mark(True)
+    assert caplog.messages == ["the bank is unavailable: connection refused", "the bank is available again"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -42,6 +41,8 @@ from .routes import metrics as metrics_routes
 from .routes import quality as quality_routes
 from .routes import stats as stats_routes
 
+# How long a stopping server waits for a start-up under way (loading the model, the bank, the index).
+START_STOP_SECONDS = 60.0
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's files, served by the service (bank_slots.FREE covers it)
 
 log = logging.getLogger(__name__)
@@ -75,16 +76,33 @@ def build_service(settings: Settings) -> FewshotService:
     )
 
 
-def _start_in_background(service: FewshotService, retry_seconds: float) -> None:
-    def run() -> None:
-        while True:
+class _BackgroundStart:
+    """service.start() on its own thread, so /healthz answers while the model, bank and index load.
+
+    A server stopping mid-start (its port taken, a signal during the load) waits for that thread before the
+    interpreter exits: a native library (PyTorch, ONNX Runtime, FAISS) still working on a thread the interpreter
+    is tearing down aborts the process ("terminate called without an active exception", exit status 134)
+    instead of the clean exit with the reason in the log. A start waiting for the bank stops waiting at once."""
+
+    def __init__(self, service: FewshotService, retry_seconds: float) -> None:
+        self._service = service
+        self._retry_seconds = retry_seconds
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fewshot-start", daemon=True)
+
+    def begin(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        service = self._service
+        while not self._stopping.is_set():
             try:
                 service.start()
                 service.failure = None
                 return
             except BankUnavailable:
                 # The bank may come back: start again then, rather than stay failed until someone restarts us.
-                time.sleep(retry_seconds)
+                self._stopping.wait(self._retry_seconds)
             except FewshotError:
                 return  # logged by start(); /readyz reports it
             except Exception as exc:
@@ -92,7 +110,11 @@ def _start_in_background(service: FewshotService, retry_seconds: float) -> None:
                 log.exception("start-up failed")
                 return
 
-    threading.Thread(target=run, name="fewshot-start", daemon=True).start()
+    def stop(self, timeout: float = START_STOP_SECONDS) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            log.info("stopping: waiting for the start-up under way to finish (%.0f s at most)", timeout)
+            self._thread.join(timeout)
 
 
 def create_app(
@@ -116,8 +138,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reserve_threads(settings.bank_request_slots)
         await asyncio.to_thread(prober.start)
-        if start == "background":
-            _start_in_background(service, settings.bank_check_seconds)
+        background = _BackgroundStart(service, settings.bank_check_seconds) if start == "background" else None
+        if background is not None:
+            background.begin()
         elif start == "now":
             service.start()
         follower.start()
@@ -125,6 +148,8 @@ def create_app(
         try:
             yield
         finally:
+            if background is not None:
+                await asyncio.to_thread(background.stop)
             await asyncio.to_thread(follower.stop)
             await asyncio.to_thread(prober.stop)
             await asyncio.to_thread(feedback_service.stop)

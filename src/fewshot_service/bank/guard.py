@@ -57,7 +57,8 @@ class BankHealth:
     def mark(self, available: bool, reason: str | None = None) -> None:
         if available != self.available:
             if available:
-                log.info("the bank is available again")
+                if self.available is False:  # the first probe's answer is no news: only a recovery is
+                    log.info("the bank is available again")
             else:
                 log.warning("the bank is unavailable: %s", reason)
             self.changed_at = time.monotonic()

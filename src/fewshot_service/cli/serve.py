@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 from typing import Annotated, Any
 
 import typer
 
-from .errors import run
+from .errors import fail, run
 from .setup import setup
 
 
@@ -46,6 +48,9 @@ def serve(
             note = check_bind(settings.api_keys, settings.host, bank)
         finally:
             bank.close()
+        # Before the model and index load: a taken port is the commonest reason a second `make serve` fails,
+        # and uvicorn would only find out once they are loaded.
+        _check_listen(settings.host, settings.port)
         return note, create_app(settings)
 
     note, application = run(prepare)
@@ -59,3 +64,26 @@ def serve(
         log_config=None,  # logs.configure() set up every logger, uvicorn's included
         access_log=False,  # the app writes its own access line, with the request id and route
     )
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse, with the reason, a host:port this process could not listen on now; checked the way uvicorn binds
+    (SO_REUSEADDR, so a port left in TIME_WAIT by a server that just stopped does not count as taken)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {host!r} does not resolve ({exc.strerror or exc})") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            hint = (
+                ". Another process (an earlier `fewshot serve`?) has it: stop it, or choose another port with --port"
+                " or FEWSHOT_PORT."
+                if exc.errno == errno.EADDRINUSE
+                else ""
+            )
+            raise fail(f"cannot listen on {host}:{port}: {reason}{hint}") from exc

@@ -1,0 +1,92 @@
+"""`fewshot serve` stopping before it is ready: a taken port is said at once, and a stop during start-up is a
+clean shutdown, never an abort from a native library torn down mid-load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from ..keyed import tiny_seed_dir
+from ..servers import free_port
+
+FEWSHOT = str(Path(sys.executable).with_name("fewshot"))
+
+
+def serve_env(root: Path) -> dict[str, str]:
+    env = dict(
+        os.environ,
+        FEWSHOT_DATA_DIR=str(root / "data"),
+        FEWSHOT_INDEX_DIR=str(root / "indexes"),
+        FEWSHOT_SEED_DIR=str(tiny_seed_dir(root / "seed")),
+        FEWSHOT_LOG_FORMAT="text",
+    )
+    for name in ("FEWSHOT_API_KEYS", "FEWSHOT_SEED_ON_EMPTY", "FEWSHOT_DATABASE_URL"):
+        env.pop(name, None)
+    return env
+
+
+def test_a_taken_port_is_refused_at_once_naming_it_before_anything_loads(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run(
+            [FEWSHOT, "serve", "--port", str(port)],
+            env=serve_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in done.stderr
+    assert "--port" in done.stderr and "FEWSHOT_PORT" in done.stderr
+    assert "Traceback" not in done.stderr and "terminate called" not in done.stderr
+    # Refused before the model and the index load: no index was built, and it did not take a model load.
+    assert not (tmp_path / "indexes").exists()
+    assert took < 30
+
+
+def test_a_stop_during_start_up_waits_for_it_and_exits_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("ab") as out:
+        # The PyTorch backend: loading it takes seconds, long enough to stop the server in the middle.
+        env = {**serve_env(tmp_path), "FEWSHOT_EMBEDDING_BACKEND": "torch"}
+        process = subprocess.Popen(
+            [FEWSHOT, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # listening (/healthz) but not ready (/readyz): the start-up is under way
+            assert process.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 503, "ready already: nothing to interrupt"
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert "terminate called" not in text and "Aborted" not in text, text[-3000:]
+    # uvicorn shuts down gracefully, then lets the signal end the process as it would have (-SIGTERM): not
+    # SIGABRT, and only after the start-up finished and the application's shutdown completed.
+    assert status in (0, -signal.SIGTERM), (status, text[-3000:])
+    assert "waiting for the start-up under way to finish" in text
+    assert text.index("ready:") < text.index("Application shutdown complete")

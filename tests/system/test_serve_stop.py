@@ -37,7 +37,6 @@ def test_a_taken_port_is_refused_at_once_naming_it_before_anything_loads(tmp_pat
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        started = time.monotonic()
         done = subprocess.run(
             [FEWSHOT, "serve", "--port", str(port)],
             env=serve_env(tmp_path),
@@ -45,14 +44,12 @@ def test_a_taken_port_is_refused_at_once_naming_it_before_anything_loads(tmp_pat
             text=True,
             timeout=120,
         )
-        took = time.monotonic() - started
     assert done.returncode == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}: address already in use" in done.stderr
     assert "--port" in done.stderr and "FEWSHOT_PORT" in done.stderr
     assert "Traceback" not in done.stderr and "terminate called" not in done.stderr
-    # Refused before the model and the index load: no index was built, and it did not take a model load.
+    # Refused before the model and the index load: no index was built.
     assert not (tmp_path / "indexes").exists()
-    assert took < 30
 
 
 def test_a_stop_during_start_up_waits_for_it_and_exits_cleanly(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from fewshot_service.bank import SqlBank
 
 from ..helpers import write_jsonl
 from ..pg import fresh_database
-from ..servers import free_port
+from ..servers import free_port, wait_until_answers
 
 BOUND_SECONDS = 2.0
 FEWSHOT = Path(sys.executable).with_name("fewshot")
@@ -109,16 +109,7 @@ class Cluster:
         return replica
 
     def wait_ready(self, replica: Replica, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert replica.process.poll() is None, replica.log.read_text()[-3000:]
-            try:
-                if replica.client.get("/readyz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{replica.name} not ready:\n" + replica.log.read_text()[-3000:]
-            time.sleep(0.25)
+        wait_until_answers(str(replica.client.base_url).rstrip("/"), replica.process, replica.log, timeout=timeout)
 
     def stop(self, replica: Replica) -> None:
         replica.process.send_signal(signal.SIGTERM)

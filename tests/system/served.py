@@ -6,15 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from ..keyed import SPEC, tiny_seed_dir
-from ..servers import free_port
+from ..servers import free_port, wait_until_answers
 
 
 @contextmanager
@@ -42,16 +39,7 @@ def fewshot_serve(root: Path, **settings: str) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 180 s:\n" + log.read_text()[-3000:]
-            time.sleep(0.2)
+        wait_until_answers(url, process, log)
         yield url
     finally:
         process.send_signal(signal.SIGTERM)

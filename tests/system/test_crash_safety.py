@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from ..keyed import SPEC, bearer, tiny_seed_dir
-from ..servers import free_port
+from ..servers import free_port, wait_until_answers
 
 KILLS = 20
 WRITERS = 4
@@ -47,19 +47,6 @@ def start(root: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     executable = Path(sys.executable).with_name("fewshot")
     with log.open("ab") as out:
         return subprocess.Popen([str(executable), "serve", "--port", str(port)], env=env, stdout=out, stderr=out)
-
-
-def wait_ready(client: httpx.Client, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if client.get("/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "not ready within 120 s:\n" + log.read_text()[-3000:]
-        time.sleep(0.05)
 
 
 def write_until_refused(client: httpx.Client, name: str, acknowledged: dict[str, str], lock: threading.Lock) -> None:
@@ -122,7 +109,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
             if kills % STARTUP_KILL_EVERY == STARTUP_KILL_EVERY - 1:
                 time.sleep(rng.uniform(0.2, 2.0))  # loading the model, replaying the bank, rebuilding the index
             else:
-                wait_ready(client, process, log)
+                wait_until_answers(f"http://127.0.0.1:{port}", process, log, timeout=120, interval=0.05)
                 if database.exists() and kills:
                     check_index(client, check_bank_live(database))
                     restarts_checked += 1
@@ -147,7 +134,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path: Path) -
     process = start(tmp_path, port, log)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            wait_ready(client, process, log)
+            wait_until_answers(f"http://127.0.0.1:{port}", process, log, timeout=120, interval=0.05)
             live = check_bank_live(database)
             check_index(client, live)
             assert set(acknowledged.values()) <= set(live)

@@ -8,13 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from ..keyed import tiny_seed_dir
-from ..servers import free_port
+from ..servers import free_port, wait_until_answers
 
 FEWSHOT = str(Path(sys.executable).with_name("fewshot"))
 
@@ -63,16 +62,8 @@ def test_a_stop_during_start_up_waits_for_it_and_exits_cleanly(tmp_path: Path) -
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:  # listening (/healthz) but not ready (/readyz): the start-up is under way
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.05)
+        # Listening (/healthz) but not ready (/readyz): the start-up is under way.
+        wait_until_answers(url, process, log, path="/healthz", timeout=120, interval=0.05)
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 503, "ready already: nothing to interrupt"
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=90)

@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from ..keyed import tiny_seed_dir
-from ..servers import free_port
+from ..servers import free_port, wait_until_answers
 
 USER = "fewshot-unprivileged"
 UID = 10001  # the image's uid; another free one is taken if the machine already uses it
@@ -119,16 +118,7 @@ def test_serve_becomes_ready_as_a_user_who_cannot_write_its_home(scratch: Path) 
             cwd=str(home),
         )
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert process.poll() is None, log.read_text()[-4000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 240 s:\n" + log.read_text()[-4000:]
-            time.sleep(0.3)
+        wait_until_answers(f"http://127.0.0.1:{port}", process, log, timeout=240)
         selected = httpx.post(f"http://127.0.0.1:{port}/v1/select", json={"prompt": "How many apples?", "k": 2})
         assert selected.status_code == 200 and len(selected.json()["examples"]) == 2
     finally:

@@ -11,7 +11,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from ..helpers import seed_rows, write_jsonl
 from ..keyed import KEYS
-from ..servers import free_port
+from ..servers import free_port, wait_until_answers
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The keyed service's keys, and a second curator to take what the first one hands back.
@@ -69,16 +68,7 @@ def serve_workbench(root: Path, *, keys: bool = True, examples: int | None = Non
         )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 180 s:\n" + log.read_text()[-3000:]
-            time.sleep(0.25)
+        wait_until_answers(base_url, process, log)
         yield Workbench(base_url, log, root / "data" / "bank.sqlite3")
     finally:
         process.send_signal(signal.SIGTERM)

@@ -247,8 +247,8 @@ class SqlBase:
     @staticmethod
     def _bump_revision(conn: Connection) -> int:
         # Writers hold the write lock (see _transaction), so concurrent writers get distinct, increasing revisions.
-        conn.execute(update(bank_meta).where(bank_meta.c.key == "revision").values(value=bank_meta.c.value + 1))
-        revision = int(conn.execute(select(bank_meta.c.value).where(bank_meta.c.key == "revision")).scalar_one())
+        bump = update(bank_meta).where(bank_meta.c.key == "revision").values(value=bank_meta.c.value + 1)
+        revision = int(conn.execute(bump.returning(bank_meta.c.value)).scalar_one())
         if conn.dialect.name == "postgresql":
             # Delivered to listening replicas when (and only if) this transaction commits.
             conn.execute(select(func.pg_notify(CHANGES_CHANNEL, str(revision))))

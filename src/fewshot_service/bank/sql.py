@@ -22,7 +22,7 @@ from .labels_sql import LabelStore
 from .migrate import ensure_current
 from .protocol import ImportCounts
 from .review_sql import PreferenceStore, ReviewStore
-from .schema import bank_meta, examples, labels
+from .schema import audit, bank_meta, examples, labels
 from .stats_sql import StatsStore
 
 # The fields an import may change; comparing them tells an update from an unchanged line.
@@ -262,6 +262,21 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
         gone = set(ids) - {r.id for r in live}
         return [_index_row(r) for r in live], sorted(gone)
 
+    def synced(self, ids: Sequence[str], model_id: str) -> tuple[list[IndexRow], list[str], list[tuple[int, Example]]]:
+        """index_rows() and, for the rows indexed, the examples with their revisions, in one query: what a
+        write hands to the served index and the example cache right after it commits."""
+        columns = {c.name: c for c in (*_INDEX_COLUMNS, *_PUBLIC_COLUMNS)}
+        with self._connect() as conn:
+            found = conn.execute(
+                select(*columns.values(), examples.c.deleted_at, examples.c.embedding_model).where(
+                    examples.c.id.in_(list(ids))
+                )
+            ).all()
+        live = [r for r in found if r.deleted_at is None and r.embedding is not None and r.embedding_model == model_id]
+        gone = set(ids) - {r.id for r in live}
+        cached = [(r.revision, row_to_example(r._mapping)) for r in live]
+        return [_index_row(r) for r in live], sorted(gone), cached
+
     def changes_since(self, revision: int, model_id: str, batch_size: int = 5000) -> tuple[list[IndexRow], list[str]]:
         """What changed after a revision: rows to (re)index and ids to drop (deleted, or not embedded
         with model_id). Read a page at a time, so a long absence never builds one huge query."""
@@ -302,15 +317,24 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
                 self._refuse_exact_duplicates(conn, records)
             revision = self._bump_revision(conn)
             stamp = now()
+            trail = []
             for record, vector in zip(records, vectors, strict=True):
                 values = {
                     "id": uuid.uuid4().hex, **_content(record), "created_at": stamp, "updated_at": stamp,
                     "version": 1, "revision": revision, "input_hash": input_hash(record.input),
                     **_embedding_columns(vector, model_id),
                 }  # fmt: skip
-                self._insert_row(conn, values)
-                self._audit(conn, values["id"], actor, "create", _public(_content(record)), revision)
+                # No savepoint: a refused row ends the whole transaction here, and on PostgreSQL each savepoint
+                # is two more round trips per row.
+                self._insert_row(conn, values, savepoint=False)
+                changes = _public(_content(record))
+                trail.append(
+                    {"example_id": values["id"], "actor": actor, "action": "create", "changes": changes,
+                     "revision": revision, "at": stamp}
+                )  # fmt: skip
                 created.append(row_to_example(values))  # type: ignore[arg-type]
+            # The audit rows in one statement (one round trip), as they cannot be refused.
+            conn.execute(insert(audit), trail)
         return created
 
     @staticmethod
@@ -323,8 +347,13 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
             raise ExactDuplicates(clashes)
 
     @staticmethod
-    def _insert_row(conn: Connection, values: dict[str, Any]) -> None:
+    def _insert_row(conn: Connection, values: dict[str, Any], *, savepoint: bool = True) -> None:
+        """Insert one example row; a constraint it breaks is answered as the caller's error (naming the field).
+        savepoint: the transaction stays usable after a refusal (imports report the line and go on)."""
         try:
+            if not savepoint:
+                conn.execute(insert(examples).values(**values))
+                return
             with conn.begin_nested():
                 conn.execute(insert(examples).values(**values))
         except IntegrityError as exc:

@@ -12,7 +12,6 @@ the row a new revision, the index follows, and the stale entry simply stops matc
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -20,11 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import FewshotError
 from ..index import VectorIndex
 from ..models import Example
-
-log = logging.getLogger(__name__)
 
 FILL_BATCH = 2000
 
@@ -77,23 +73,11 @@ class ExampleCache:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
 
-    def fill(
-        self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None = None, *, best_effort: bool = False
-    ) -> int:
+    def fill(self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None = None) -> int:
         """Read from the bank the examples the index serves (all, or these ids) that are not cached at the
-        index's revision, up to capacity; how many were read. best_effort: a bank failure is logged, not raised
-        (after a committed write, whose answer must not turn into an error for the cache's sake)."""
+        index's revision, up to capacity; how many were read."""
         if self.capacity <= 0:
             return 0
-        try:
-            return self._fill(index, bank, ids)
-        except FewshotError as exc:
-            if not best_effort:
-                raise
-            log.warning("examples not cached (a select reads them from the bank): %s", exc.message)
-            return 0
-
-    def _fill(self, index: VectorIndex, bank: ExampleSource, ids: Iterable[str] | None) -> int:
         slot_of = index.slots.slot_of
         if ids is None:
             slots = np.flatnonzero(index.slots.alive)

@@ -70,11 +70,12 @@ class WritePath:
 
     def sync(self, ids: Iterable[str]) -> int:
         """Bring the served index in line with what the bank holds for these ids; the caller holds lock."""
-        rows, gone = self.bank.index_rows(list(ids), self._embedder().model_id)
-        index = self._served().index
-        changes = self.apply(index, rows, gone)
-        if self._examples is not None:  # best effort: the write is committed, its answer must not fail now
-            self._examples.fill(index, self.bank, [row.id for row in rows], best_effort=True)
+        # One read for the index and the cache: on PostgreSQL every query is several round trips, and a write
+        # holds the write lock across them.
+        rows, gone, examples = self.bank.synced(list(ids), self._embedder().model_id)
+        changes = self.apply(self._served().index, rows, gone)
+        if self._examples is not None:
+            self._examples.put(examples)
         return changes
 
     def replay(self, index: VectorIndex, since: int, *, cache: bool = False) -> tuple[int, int]:

@@ -61,6 +61,24 @@ def test_values_round_trip(bank: SqlBank) -> None:
     assert example.created_at.microsecond == created.created_at.microsecond
 
 
+def test_a_batch_insert_records_each_example_and_a_refused_row_stores_none_of_it(bank: SqlBank) -> None:
+    records = [ExampleCreate(input=f"What is {n} + {n}?", output=str(2 * n), external_id=f"sum-{n}") for n in range(3)]
+    created = bank.insert(records, np.stack([vector(n) for n in range(3)]), "m", "cara")
+    revision = bank.revision()
+    for record, example in zip(records, created, strict=True):
+        [entry] = bank.history(example.id)
+        assert (entry.actor, entry.action, entry.revision) == ("cara", "create", revision)
+        assert entry.changes["input"] == record.input and entry.changes["external_id"] == record.external_id
+    # The last row of the next batch takes an external_id already stored: the batch's first row is not kept.
+    clash = [ExampleCreate(input="What is 9 + 9?", external_id="new"), ExampleCreate(input="x", external_id="sum-1")]
+    with pytest.raises(Conflict) as refused:
+        bank.insert(clash, np.stack([vector(8), vector(9)]), "m", "cara")
+    assert refused.value.field == "external_id"
+    assert {e.external_id for e in bank.iter_examples()} == {"sum-0", "sum-1", "sum-2"}
+    assert bank.revision() == revision
+    assert bank.insert([], np.zeros((0, 8), np.float32), "m", "cara") == []
+
+
 def test_write_transactions_run_one_at_a_time_in_revision_order(bank: SqlBank) -> None:
     [example] = bank.insert([ExampleCreate(input="What is 1 + 1?")], vector(0)[None, :], "m", "a")
     order: list[str] = []

@@ -333,8 +333,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
                      "revision": revision, "at": stamp}
                 )  # fmt: skip
                 created.append(row_to_example(values))  # type: ignore[arg-type]
-            # The audit rows in one statement (one round trip), as they cannot be refused.
-            conn.execute(insert(audit), trail)
+            if trail:  # in one statement (one round trip), as they cannot be refused
+                conn.execute(insert(audit), trail)
         return created
 
     @staticmethod

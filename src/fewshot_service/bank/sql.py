@@ -46,6 +46,11 @@ _INDEX_COLUMNS = [
 ]  # fmt: skip
 
 
+def _indexable(row: Any, model_id: str) -> bool:
+    """Whether the index serves this row: live, and embedded with the served model."""
+    return row.deleted_at is None and row.embedding is not None and row.embedding_model == model_id
+
+
 def _index_row(row: Any) -> IndexRow:
     return IndexRow(
         id=row.id,
@@ -258,7 +263,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
                     examples.c.id.in_(list(ids))
                 )
             ).all()
-        live = [r for r in found if r.deleted_at is None and r.embedding is not None and r.embedding_model == model_id]
+        live = [r for r in found if _indexable(r, model_id)]
         gone = set(ids) - {r.id for r in live}
         return [_index_row(r) for r in live], sorted(gone)
 
@@ -272,7 +277,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
                     examples.c.id.in_(list(ids))
                 )
             ).all()
-        live = [r for r in found if r.deleted_at is None and r.embedding is not None and r.embedding_model == model_id]
+        live = [r for r in found if _indexable(r, model_id)]
         gone = set(ids) - {r.id for r in live}
         cached = [(r.revision, row_to_example(r._mapping)) for r in live]
         return [_index_row(r) for r in live], sorted(gone), cached
@@ -292,7 +297,7 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
                     .limit(batch_size)
                 ).all()
             for r in page:
-                if r.deleted_at is None and r.embedding is not None and r.embedding_model == model_id:
+                if _indexable(r, model_id):
                     rows.append(_index_row(r))
                 else:
                     gone.append(r.id)

@@ -257,15 +257,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
 
     def index_rows(self, ids: Sequence[str], model_id: str) -> tuple[list[IndexRow], list[str]]:
         """(rows of these examples as the index needs them, ids that are deleted or not embedded)."""
-        with self._connect() as conn:
-            found = conn.execute(
-                select(*_INDEX_COLUMNS, examples.c.deleted_at, examples.c.embedding_model).where(
-                    examples.c.id.in_(list(ids))
-                )
-            ).all()
-        live = [r for r in found if _indexable(r, model_id)]
-        gone = set(ids) - {r.id for r in live}
-        return [_index_row(r) for r in live], sorted(gone)
+        rows, gone, _ = self.synced(ids, model_id)
+        return rows, gone
 
     def synced(self, ids: Sequence[str], model_id: str) -> tuple[list[IndexRow], list[str], list[tuple[int, Example]]]:
         """index_rows() and, for the rows indexed, the examples with their revisions, in one query: what a

@@ -83,7 +83,9 @@ def test_a_503_with_retry_after_seconds_is_waited_out(stub: tuple[str, Script]) 
 
 def test_a_retry_after_http_date_is_honoured(stub: tuple[str, Script]) -> None:
     url, script = stub
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    # Three seconds ahead: the date drops the fraction (up to 1 s), and a slow machine takes a while to answer
+    # the first request, so two seconds left under 0.9 s to wait once (0.85 s seen).
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
     script.answers = [(429, {"Retry-After": later}, error("rate_limited")), (200, {}, SELECTED)]
     with FewshotClient(url) as client:
         client.select("q")

@@ -86,4 +86,4 @@ def _hide_progress_bars() -> None:
     if "transformers" in sys.modules:  # already imported (a test session): switch its bars off directly
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        hf_logging.disable_progress_bar()

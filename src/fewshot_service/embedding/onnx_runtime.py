@@ -64,7 +64,7 @@ def export_onnx(reference_model: Any, directory: Path, model_id: str) -> None:
     transformer = reference_model[0].auto_model.eval()
     tokenizer = reference_model.tokenizer
 
-    class MeanPooled(torch.nn.Module):
+    class MeanPooled(torch.nn.Module):  # type: ignore[misc]  # torch types as Any here (pyproject, mypy)
         def __init__(self) -> None:
             super().__init__()
             self.transformer = transformer

@@ -52,7 +52,7 @@ class SentenceTransformerEmbedder:
 
             # transformers draws a "Loading weights" bar on stderr: in a server's JSON log that is a line
             # no log reader can parse, and a model of this size loads in well under a second anyway.
-            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            transformers_logging.disable_progress_bar()
             self._model: Any = SentenceTransformer(location, device="cpu")
         except Exception as exc:  # the library raises OSError, ValueError, HF errors ...
             raise EmbeddingError(f"cannot load embedding model {model!r} offline: {exc}") from exc

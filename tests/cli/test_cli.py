@@ -94,6 +94,22 @@ def test_export_then_import_reproduces_the_bank(env: Settings, tmp_path: Path, m
     assert stored(Settings()) == original
 
 
+def test_restoring_lines_without_ids_twice_stores_them_once(env: Settings, tmp_path: Path) -> None:
+    bare = [{k: v for k, v in line.items() if k != "external_id"} for line in GOOD]
+    path = write_jsonl(tmp_path / "bare.jsonl", bare)
+    first = run("import", str(path), "--restore", "--no-embed")
+    assert "3 created, 0 updated, 0 unchanged, 0 bad line(s)" in first.output, first.output
+    before = stored(env)
+    second = run("import", str(path), "--restore", "--no-embed")
+    assert second.exit_code == 0 and "0 created, 0 updated, 3 unchanged" in second.output, second.output
+    assert stored(env) == before
+    # The same input with another answer and nothing to say which example it changes: refused, named.
+    changed = write_jsonl(tmp_path / "changed.jsonl", [{**bare[1], "output": "x = 8"}])
+    third = run("import", str(changed), "--restore", "--no-embed")
+    assert third.exit_code == 1 and "line 1: input: duplicate of example" in third.output, third.output
+    assert stored(env) == before
+
+
 def test_without_restore_an_import_follows_the_curator_rules(env: Settings, tmp_path: Path) -> None:
     assert run("import", str(write_jsonl(tmp_path / "good.jsonl", GOOD)), "--no-embed").exit_code == 0
     assert {e["status"] for e in stored(env).values()} == {"pending"}  # labels decide, not the file

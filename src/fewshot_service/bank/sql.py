@@ -345,6 +345,12 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
             raise ExactDuplicates(clashes)
 
     @staticmethod
+    def _live_twin(conn: Connection, text: str) -> RowMapping | None:
+        """The live example whose normalised input is text's, if any."""
+        query = select(examples).where(examples.c.input_hash == input_hash(text), _LIVE).limit(1)
+        return conn.execute(query).mappings().first()
+
+    @staticmethod
     def _insert_row(conn: Connection, values: dict[str, Any], *, savepoint: bool = True) -> None:
         """Insert one example row; a constraint it breaks is answered as the caller's error (naming the field).
         savepoint: the transaction stays usable after a refusal (imports report the line and go on)."""
@@ -587,6 +593,19 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
         if existing is None and record.id is not None:
             existing = self._import_target(conn, record.model_copy(update={"external_id": None}))
         content = _content(record)
+        if existing is None and record.id is None and record.external_id is None:
+            # A line with nothing to match it by: restoring the same file twice must not store it twice.
+            twin = self._live_twin(conn, record.input)
+            if twin is not None:
+                if any(twin[name] != content[name] for name in _CONTENT_FIELDS):
+                    raise ExactDuplicates(
+                        [(0, twin["id"])],
+                        f"input: duplicate of example {twin['id']} (exact); give the line that example's id or "
+                        "an external_id to change it",
+                    )
+                counts.unchanged += 1
+                counts.ids.append(twin["id"])
+                return
         if existing is None:
             example_id = record.id or uuid.uuid4().hex
             self._insert_row(

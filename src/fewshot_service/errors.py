@@ -191,7 +191,7 @@ class IndexStorageFull(IndexStoreError):
 
 
 # Codes the HTTP layer answers without an exception class of this tree (api/errors.py, api/middleware/).
-HTTP_LAYER_CODES = ("invalid_json", "method_not_allowed", "http_error", "overloaded")
+HTTP_LAYER_CODES = ("invalid_json", "unsupported_media_type", "method_not_allowed", "http_error", "overloaded")
 
 
 def error_codes() -> list[str]:

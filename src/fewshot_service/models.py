@@ -67,6 +67,26 @@ def normalise_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def nul_path(value: Any) -> str | None:
+    """Where parsed JSON holds a NUL character ("input", "examples.0.tags", "metadata.source"; "body" for the
+    top level), or None. PostgreSQL cannot store NUL in text and no example needs one, so a body or import
+    line holding one is refused on every bank alike. Iterative: a body may nest deeper than recursion allows."""
+    pending: list[tuple[Any, str]] = [(value, "")]
+    while pending:
+        node, path = pending.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return path or "body"
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return path or "body"
+                pending.append((child, f"{path}.{key}" if path else key))
+        elif isinstance(node, list):
+            pending.extend((child, f"{path}.{n}" if path else str(n)) for n, child in enumerate(node))
+    return None
+
+
 def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     """Metadata of bounded nesting and size. The depth is checked first, without recursion: pydantic will not
     serialise past 255 levels, so a deeper value, once stored, would turn every answer showing it into a 500."""

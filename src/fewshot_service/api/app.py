@@ -31,7 +31,7 @@ from ..ui import router as ui_router
 from .errors import install_error_handlers
 from .metrics import Metrics, time_embeddings
 from .middleware.bank_slots import BankSlots, reserve_threads
-from .middleware.limits import BodySizeLimit, ConcurrencyLimit
+from .middleware.limits import BodySizeLimit, ConcurrencyLimit, NoNulCharacters
 from .middleware.observe import Observe
 from .middleware.ratelimit import RateLimiter
 from .openapi import TAGS, explicit_operation_id, install_openapi
@@ -180,6 +180,7 @@ def create_app(
     app.state.single_valued_query = {}  # (route, method) -> names, filled as routes are first called
     time_embeddings(service, app.state.metrics)
     install_error_handlers(app)
+    app.add_middleware(NoNulCharacters, line_by_line=frozenset({"/v1/examples/import"}))
     # JSONL uploads stream and may be large; every other body is held to max_body_bytes.
     app.add_middleware(
         BodySizeLimit,

@@ -59,17 +59,41 @@ def _field_of(location: tuple[Any, ...]) -> str | None:
     return ".".join(str(p) for p in parts) or None
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+# pydantic's types for "the body is there but is not an object" (an array, a string, a number).
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json or application/<anything>+json, parameters (charset) aside."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _not_sent_as_json(request: Request) -> JSONResponse:
+    """`curl -d` sends form encoding: FastAPI then does not read the body as JSON (which keeps a web page from
+    posting to the API with a plain form), and the body's problem would read as "not an object"."""
+    sent = request.headers.get("content-type")
+    told = f"this request's Content-Type is {sent!r}" if sent else "this request has no Content-Type"
+    message = f"the body must be JSON sent with Content-Type: application/json ({told})"
+    return error_response(415, "unsupported_media_type", message, "content-type")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = _closest_member(list(exc.errors()))
     first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": ""}
+    field = _field_of(tuple(first.get("loc", ())))
+    body_problem = field == "body" and first.get("type") != "missing"
+    if body_problem and not is_json_media_type(request.headers.get("content-type")):
+        return _not_sent_as_json(request)
     if first.get("type") == "json_invalid":
         context: Any = first.get("ctx") or {}
         reason = context.get("error", "")
         return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}".rstrip(": "), "body")
-    field = _field_of(tuple(first.get("loc", ())))
     if first.get("type") == "missing" and field == "body":
         return error_response(422, "invalid_input", "a JSON body is required", "body")
+    if body_problem and first.get("type") in _NOT_AN_OBJECT:
+        return error_response(422, "invalid_input", "the body must be a JSON object", "body")
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "extra_forbidden":
         message = f"unknown field {field!r}"

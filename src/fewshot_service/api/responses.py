@@ -1,7 +1,7 @@
 """The error answers each route declares in the OpenAPI schema, all in the contract's error body.
 
 Declared so clients (and the schema-driven fuzzing test) know every status a route may answer: the
-security ones on every protected route, 400/413 where a body is read, 404/409 where the route says so.
+security ones on every protected route, 400/413/415 where a body is read, 404/409 where the route says so.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ _WHY: dict[int, tuple[str, dict[str, Any]]] = {
     404: ("No such resource", {}),
     409: ("Conflicts with the current state (see the error code)", {}),
     413: ("The body (or a batch) is too large", {}),
+    415: ("The body was not sent as JSON (Content-Type: application/json)", {}),
     422: ("Invalid input; the error names the field", {}),
     429: ("Too many requests from this key (or address)", _RETRY_AFTER),
     502: ("The LLM endpoint failed", {}),
@@ -73,4 +74,4 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 # Every route behind a key: no/unknown key, low role, rate limit, bad parameters, oversized body, overload.
 PROTECTED = errors(401, 403, 413, 422, 429, 503)
-WITH_BODY = errors(400)
+WITH_BODY = errors(400, 415)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..errors import ImportFileError
-from ..models import ExampleImport, Status
+from ..models import ExampleImport, Status, nul_path
 from .protocol import ExampleBank, ImportCounts
 
 
@@ -56,6 +57,19 @@ def _undecodable(exc: UnicodeDecodeError) -> str:
     return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
 
 
+def parse_line(line: str | bytes) -> ExampleImport | str:
+    """One JSONL line as a record, or why it is not one ("field: message")."""
+    try:
+        record = ExampleImport.model_validate_json(line)
+    except ValidationError as exc:
+        return describe(exc)
+    # Refused as the API refuses it in a body (api/middleware/limits.py): PostgreSQL cannot store it.
+    escaped_nul = "\\u0000" if isinstance(line, str) else b"\\u0000"
+    if escaped_nul in line and (where := nul_path(json.loads(line))) is not None:  # type: ignore[operator]
+        return f"{where}: may not contain the NUL character (\\u0000)"
+    return record
+
+
 def parse_lines(path: Path, status: Status | None = None) -> Iterator[tuple[int, ExampleImport | str]]:
     """(line number, record) for good lines and (line number, reason) for bad ones; blank lines skipped."""
     try:
@@ -71,10 +85,9 @@ def parse_lines(path: Path, status: Status | None = None) -> Iterator[tuple[int,
                 continue
             if not line.strip():
                 continue
-            try:
-                record = ExampleImport.model_validate_json(line)
-            except ValidationError as exc:
-                yield number, describe(exc)
+            record = parse_line(line)
+            if isinstance(record, str):
+                yield number, record
                 continue
             if status is not None:
                 record = record.model_copy(update={"status": status})

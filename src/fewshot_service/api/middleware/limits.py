@@ -1,4 +1,5 @@
-"""Limits every request meets before a route runs: its body size, and how many are handled at once.
+"""Limits every request meets before a route runs: its body size, no NUL in its URL, and how many are
+handled at once.
 
 FastAPI's own max_body_size answers an oversized Content-Length with a plain-text 413; the contract
 wants its JSON error body everywhere, hence this small middleware.
@@ -11,11 +12,13 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Mapping
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import error_body
+from ...models import nul_path
+from ..errors import error_body, is_json_media_type
 
 
 class BodySizeLimit:
@@ -53,6 +56,84 @@ class BodySizeLimit:
     async def _reject(self, send: Send, limit: int) -> None:
         body = error_body("payload_too_large", f"the request body exceeds {limit} bytes", "body")
         await _send_json(send, 413, body, [])
+
+
+class NoNulCharacters:
+    """Answer 422 for a NUL character in the path, a query parameter or a JSON body, naming where it was.
+
+    PostgreSQL refuses NUL in any text it is sent, so a lookup holding one would fail inside the bank and a
+    write would be refused there without naming its field, while SQLite would store it; no id, name, prompt
+    or example needs one. Import uploads are checked line by line (bank/importer.py). Added inside
+    BodySizeLimit, so the body it holds for the check is never over the size limit. (The API's models do
+    not refuse NUL themselves: they also carry what the bank holds, and a SQLite bank may hold some.)"""
+
+    def __init__(self, app: ASGIApp, line_by_line: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.line_by_line = line_by_line
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        where = _nul_in_url(scope.get("path", ""), scope.get("query_string", b""))
+        if where is not None:
+            refusal = f"{where}: may not contain the NUL character (%00)"
+            await _send_json(send, 422, error_body("invalid_input", refusal, where), [])
+            return
+        if scope.get("path") in self.line_by_line or not is_json_media_type(_header(scope, b"content-type")):
+            await self.app(scope, receive, send)
+            return
+        # Read whole before the app runs (FastAPI reads a JSON body whole anyway), then handed on as it came.
+        messages: list[Message] = []
+        try:
+            while True:
+                messages.append(message := await receive())
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+        except HTTPException as exc:  # BodySizeLimit's, raised from its receive once the limit is passed
+            await _send_json(send, exc.status_code, error_body("payload_too_large", str(exc.detail), "body"), [])
+            return
+        where = _nul_in_json(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
+        if where is not None:
+            refusal = f"{where}: may not contain the NUL character (\\u0000)"
+            await _send_json(send, 422, error_body("invalid_input", refusal, where), [])
+            return
+        pending = iter(messages)
+
+        async def replaying_receive() -> Message:
+            return next(pending, None) or await receive()
+
+        await self.app(scope, replaying_receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _nul_in_url(path: str, query: bytes) -> str | None:
+    """'path', or the first query parameter holding a NUL (percent-encoded: the raw URL cannot carry one)."""
+    if "\x00" in path:
+        return "path"
+    if b"%00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "") or "query"
+    return None
+
+
+def _nul_in_json(body: bytes) -> str | None:
+    # JSON can carry a NUL only as the escape \u0000; parsed to tell it from an escaped backslash before "u0000"
+    # and to name the field. Malformed JSON is left to FastAPI, which answers it with 400.
+    if b"\\u0000" not in body:
+        return None
+    try:
+        return nul_path(json.loads(body))
+    except (ValueError, RecursionError):
+        return None
 
 
 class ConcurrencyLimit:

@@ -8,11 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ...auth import annotating
-from ...bank.importer import describe
+from ...bank.importer import parse_line
 from ...curation.types import (
     MAX_BATCH,
     CreateResult,
@@ -132,11 +131,11 @@ async def import_examples(
             continue
         if not line.strip():
             continue
-        try:
-            batch.append((number, ExampleImport.model_validate_json(line)))
-        except ValidationError as exc:
-            report["errors"].append({"line": number, "message": describe(exc)})
+        record = parse_line(line)
+        if isinstance(record, str):
+            report["errors"].append({"line": number, "message": record})
             continue
+        batch.append((number, record))
         readable += 1
         if len(batch) >= IMPORT_BATCH:
             await store()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 Source = Literal["curated", "llm", "imported"]
 Status = Literal["pending", "approved", "rejected"]
@@ -235,6 +235,13 @@ def _check_format_spec(spec: str) -> None:
             raise ValueError(f"a format spec's {part} may be at most {MAX_TEMPLATE_WIDTH}, not {shown}")
 
 
+def _difficulty_max_not_below_min(value: int | None, info: ValidationInfo) -> int | None:
+    low = info.data.get("difficulty_min")
+    if value is not None and low is not None and value < low:
+        raise ValueError("difficulty_max must be at least difficulty_min")
+    return value
+
+
 class SelectFilters(BaseModel):
     # The schema states the rule of _max_not_below_min too: no difficulty_max below difficulty_min.
     model_config = ConfigDict(
@@ -270,13 +277,7 @@ class SelectFilters(BaseModel):
     )
     statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1, max_length=10)
 
-    @field_validator("difficulty_max")
-    @classmethod
-    def _max_not_below_min(cls, value: int | None, info: Any) -> int | None:
-        low = info.data.get("difficulty_min")
-        if value is not None and low is not None and value < low:
-            raise ValueError("difficulty_max must be at least difficulty_min")
-        return value
+    _max_not_below_min = field_validator("difficulty_max")(_difficulty_max_not_below_min)
 
 
 # What `fields` in /v1/select may name: every field of a selected example but its id, which always comes.
@@ -520,6 +521,8 @@ class ExampleQuery(BaseModel):
     status: list[Status] | None = Field(None, max_length=10)
     tag: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
     q: str | None = Field(None, min_length=1, max_length=200, description="Text in the input or output.")
+
+    _max_not_below_min = field_validator("difficulty_max")(_difficulty_max_not_below_min)
 
 
 class HistoryEntry(BaseModel):

@@ -370,3 +370,7 @@ def test_listing_filters_and_pages(curation: Factory) -> None:
     assert len(ids(status=["pending"], tag=["times"])) == 12
     assert ids(difficulty_min=2) == {"s-prob"}
     assert client.get("/v1/examples", params={"limit": 0}).json()["error"]["field"] == "limit"
+    # A range that can hold nothing is a mistake to name, as /v1/select names it, not an empty page.
+    for path in ("/v1/examples", "/v1/examples/export"):
+        empty_range = client.get(path, params={"difficulty_min": 4, "difficulty_max": 2})
+        assert empty_range.status_code == 422 and empty_range.json()["error"]["field"] == "difficulty_max"

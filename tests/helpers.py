@@ -13,6 +13,13 @@ from fewshot_service.embedding import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_DIR = REPO / "seed_examples"
+# A seed bank of two approved examples on different topics, for tests that need a bank but not its content.
+TWO_APPROVED = [
+    {"external_id": "s-speed", "input": "A bus covers 180 km in 3 hours. What is its average speed?",
+     "output": "60 km/h", "topic": "arithmetic", "difficulty": 1, "status": "approved"},
+    {"external_id": "s-area", "input": "Find the area of a rectangle 7 m long and 3 m wide.", "output": "21 m²",
+     "topic": "geometry", "difficulty": 1, "status": "approved"},
+]  # fmt: skip
 
 
 class CountingEmbedder:

@@ -22,15 +22,10 @@ from fewshot_service.index import IndexStore
 from fewshot_service.serving.lifecycle import FewshotService
 from fewshot_service.settings import Settings
 
+from ..helpers import TWO_APPROVED as SEED
 from ..helpers import write_jsonl
 from ..pg import fresh_database
 
-SEED = [
-    {"external_id": "s-speed", "input": "A bus covers 180 km in 3 hours. What is its average speed?",
-     "output": "60 km/h", "topic": "arithmetic", "difficulty": 1, "status": "approved"},
-    {"external_id": "s-area", "input": "Find the area of a rectangle 7 m long and 3 m wide.", "output": "21 m²",
-     "topic": "geometry", "difficulty": 1, "status": "approved"},
-]  # fmt: skip
 NEW = {"input": "How many seconds are in 2.5 minutes?", "output": "150"}
 
 

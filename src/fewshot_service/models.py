@@ -68,7 +68,7 @@ def normalise_text(text: str) -> str:
 
 
 def nul_path(value: Any) -> str | None:
-    """Where parsed JSON holds a NUL character ("input", "examples.0.tags", "metadata.source"; "body" for the
+    """Where parsed JSON holds a NUL character ("input", "examples.1.tags.0", "metadata.source"; "body" for the
     top level), or None. PostgreSQL cannot store NUL in text and no example needs one, so a body or import
     line holding one is refused on every bank alike. Iterative: a body may nest deeper than recursion allows."""
     pending: list[tuple[Any, str]] = [(value, "")]
@@ -85,6 +85,11 @@ def nul_path(value: Any) -> str | None:
         elif isinstance(node, list):
             pending.extend((child, f"{path}.{n}" if path else str(n)) for n, child in enumerate(node))
     return None
+
+
+def nul_refusal(where: str) -> str:
+    """The message refusing a NUL found by nul_path, the same for a body and an import line."""
+    return f"{where}: may not contain the NUL character (\\u0000)"
 
 
 def check_metadata(value: dict[str, Any]) -> dict[str, Any]:

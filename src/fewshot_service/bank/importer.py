@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..errors import ImportFileError
-from ..models import ExampleImport, Status, nul_path
+from ..models import ExampleImport, Status, nul_path, nul_refusal
 from .protocol import ExampleBank, ImportCounts
 
 
@@ -64,9 +64,9 @@ def parse_line(line: str | bytes) -> ExampleImport | str:
     except ValidationError as exc:
         return describe(exc)
     # Refused as the API refuses it in a body (api/middleware/limits.py): PostgreSQL cannot store it.
-    escaped_nul = "\\u0000" if isinstance(line, str) else b"\\u0000"
-    if escaped_nul in line and (where := nul_path(json.loads(line))) is not None:  # type: ignore[operator]
-        return f"{where}: may not contain the NUL character (\\u0000)"
+    escaped_nul = b"\\u0000" in line if isinstance(line, bytes) else "\\u0000" in line
+    if escaped_nul and (where := nul_path(json.loads(line))) is not None:
+        return nul_refusal(where)
     return record
 
 

@@ -1,5 +1,5 @@
-"""Limits every request meets before a route runs: its body size, no NUL in its URL, and how many are
-handled at once.
+"""Limits every request meets before a route runs: its body size, no NUL character in its URL or JSON body,
+and how many are handled at once.
 
 FastAPI's own max_body_size answers an oversized Content-Length with a plain-text 413; the contract
 wants its JSON error body everywhere, hence this small middleware.
@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...models import nul_path
+from ...models import nul_path, nul_refusal
 from ..errors import error_body, is_json_media_type
 
 
@@ -95,8 +95,7 @@ class NoNulCharacters:
             return
         where = _nul_in_json(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request"))
         if where is not None:
-            refusal = f"{where}: may not contain the NUL character (\\u0000)"
-            await _send_json(send, 422, error_body("invalid_input", refusal, where), [])
+            await _send_json(send, 422, error_body("invalid_input", nul_refusal(where), where), [])
             return
         pending = iter(messages)
 

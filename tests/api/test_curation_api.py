@@ -370,6 +370,14 @@ def test_listing_filters_and_pages(curation: Factory) -> None:
     assert len(ids(status=["pending"], tag=["times"])) == 12
     assert ids(difficulty_min=2) == {"s-prob"}
     assert client.get("/v1/examples", params={"limit": 0}).json()["error"]["field"] == "limit"
+    # Tags as curators write them: accents, other scripts, quotes and backslashes are found like any other.
+    odd_tags = ["café", "日本語", 'say "hi"', "back\\slash", "50%_off"]
+    add(client, {"input": "Convert 3 km to metres.", "output": "3000 m", "tags": odd_tags})
+    for tag in odd_tags:
+        assert ids(tag=[tag]) == {"Convert 3 km to metres."}, tag
+        exported = client.get("/v1/examples/export", params={"tag": tag}).text.splitlines()
+        assert [json.loads(line)["input"] for line in exported] == ["Convert 3 km to metres."], tag
+    assert ids(tag=["caf"]) == ids(tag=["say"]) == ids(tag=["50%"]) == set()  # whole tags, not parts
     # A range that can hold nothing is a mistake to name, as /v1/select names it, not an empty page.
     for path in ("/v1/examples", "/v1/examples/export"):
         empty_range = client.get(path, params={"difficulty_min": 4, "difficulty_max": 2})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -193,9 +194,13 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
         if query.difficulty_max is not None:
             conditions.append(examples.c.difficulty <= query.difficulty_max)
         if query.tag:
-            # Tags are a JSON list; its text holds each tag as a quoted string on SQLite and PostgreSQL alike.
+            # Tags are a JSON list whose text (the same on SQLite and PostgreSQL's json) holds each tag as a JSON
+            # string: escaped as json.dumps escapes it ("caf\u00e9", "a\"b"), or unescaped if another writer
+            # stored it so. Matching the tag's bare text would miss every tag with a quote, a backslash or a
+            # letter outside ASCII.
             text = cast(examples.c.tags, Text)
-            conditions.append(or_(*(text.contains(f'"{tag}"', autoescape=True) for tag in query.tag)))
+            needles = {json.dumps(tag, ensure_ascii=escaped) for tag in query.tag for escaped in (True, False)}
+            conditions.append(or_(*(text.contains(needle, autoescape=True) for needle in sorted(needles))))
         if query.q:
             needle = query.q.lower()
             conditions.append(

@@ -66,6 +66,16 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     return apply
 
 
+def _sqlite_unicode_lower(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # SQLite's lower() folds ASCII letters only, PostgreSQL's every letter: a search for "école" must find
+    # "ÉCOLE" on both banks alike.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
+
+
 def _sqlite_manual_transactions(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's implicit BEGIN is deferred).
     dbapi_connection.isolation_level = None
@@ -149,10 +159,12 @@ class SqlBase:
                 pragmas = _sqlite_pragmas(int((timeouts.statement_seconds if timeouts else 30.0) * 1000))
                 self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
                 event.listen(self.engine, "connect", pragmas)
+                event.listen(self.engine, "connect", _sqlite_unicode_lower)
                 # Writes go through their own engine whose transactions begin IMMEDIATE; reads stay
                 # deferred so /v1/select never waits for a writer (WAL).
                 self.writer: Engine = create_engine(url, connect_args={"check_same_thread": False})
                 event.listen(self.writer, "connect", pragmas)
+                event.listen(self.writer, "connect", _sqlite_unicode_lower)
                 event.listen(self.writer, "connect", _sqlite_manual_transactions)
                 event.listen(self.writer, "begin", _begin_immediate)
                 install(self.writer, self.health, None)

@@ -121,6 +121,17 @@ def test_every_write_is_visible_to_the_very_next_select(curation: Factory) -> No
     assert history[4]["changes"]["status"] == ["approved", "rejected"]
 
 
+def test_an_actor_named_outside_ascii_is_recorded_as_written(curation: Factory) -> None:
+    client = curation()
+    # curl sends a header as the terminal's UTF-8; an older client may send Latin-1, which is kept as such.
+    for sent, recorded in [("José Núñez".encode(), "José Núñez"), ("Zoë".encode("latin-1"), "Zoë")]:
+        response = client.post("/v1/examples", json={"input": f"{recorded}: what is 7 squared?", "output": "49"},
+                               headers={"X-Fewshot-Actor": sent})  # fmt: skip
+        assert response.status_code == 201, response.text
+        history = client.get(f"/v1/examples/{response.json()['examples'][0]['id']}/history").json()
+        assert history[0]["actor"] == recorded
+
+
 def test_an_edit_re_embeds_only_when_the_input_changes(
     curation: Factory, embedder: SentenceTransformerEmbedder
 ) -> None:

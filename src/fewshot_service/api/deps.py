@@ -53,7 +53,16 @@ async def _actor(
     # With authentication on the key names the actor, so nobody can write history under another's name.
     if principal.authenticated:
         return principal.name
-    return (x_fewshot_actor or "").strip() or "anonymous"
+    return _utf8(x_fewshot_actor or "").strip() or "anonymous"
+
+
+def _utf8(header_value: str) -> str:
+    """A header's text as the client meant it: Starlette decodes header bytes as Latin-1, while curl and
+    browsers send a name like "José" as UTF-8 (read as Latin-1 it would be recorded as "JosÃ©")."""
+    try:
+        return header_value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return header_value
 
 
 CuratorDep = Annotated[Curator, Depends(_curator)]

@@ -389,6 +389,7 @@ def test_listing_filters_and_pages(curation: Factory) -> None:
         exported = client.get("/v1/examples/export", params={"tag": tag}).text.splitlines()
         assert [json.loads(line)["input"] for line in exported] == ["Convert 3 km to metres."], tag
     assert ids(tag=["caf"]) == ids(tag=["say"]) == ids(tag=["50%"]) == set()  # whole tags, not parts
+    assert ids(tag=["AREA"]) == ids(tag=["CAFÉ"]) == set()  # and exactly, as /v1/select's filter matches them
     # Text search folds case beyond ASCII on both banks (SQLite's own lower() folds ASCII only).
     add(client, {"input": "ÉCOLE: how many pupils fit in 4 rooms of 25?", "output": "100"})
     assert ids(q="école") == ids(q="ÉCOLE") == {"ÉCOLE: how many pupils fit in 4 rooms of 25?"}

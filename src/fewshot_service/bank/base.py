@@ -61,6 +61,9 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # LIKE folds ASCII case on SQLite only: a tag filter must match as on PostgreSQL and in /v1/select
+        # (exactly); text search lowers both sides itself.
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
     return apply

@@ -243,7 +243,7 @@ def _check_format_spec(spec: str) -> None:
 def _difficulty_max_not_below_min(value: int | None, info: ValidationInfo) -> int | None:
     low = info.data.get("difficulty_min")
     if value is not None and low is not None and value < low:
-        raise ValueError("difficulty_max must be at least difficulty_min")
+        raise ValueError("may not be below difficulty_min")
     return value
 
 

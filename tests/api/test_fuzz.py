@@ -100,7 +100,7 @@ def positive_data_accepted(ctx: CheckContext, response: Response, case: Case) ->
         field = message = None
     if response.status_code == 422 and field == "tokenizer":
         return None
-    if response.status_code == 422 and field in DIFFICULTY_RANGE and "must be at least difficulty_min" in str(message):
+    if response.status_code == 422 and field in DIFFICULTY_RANGE and "may not be below difficulty_min" in str(message):
         return None
     return positive_data_acceptance(ctx, response, case)
 

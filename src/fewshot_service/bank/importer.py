@@ -26,7 +26,8 @@ def describe(error: ValidationError) -> str:
     parts = []
     for problem in error.errors():
         location = ".".join(str(p) for p in problem["loc"]) or "line"
-        parts.append(f"{location}: {problem['msg']}")
+        # pydantic prefixes a validator's own message with "Value error, "; the API's answers drop it too.
+        parts.append(f"{location}: {problem['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,7 +81,7 @@ class NoNulCharacters:
             refusal = f"{where}: may not contain the NUL character (%00)"
             await _send_json(send, 422, error_body("invalid_input", refusal, where), [])
             return
-        if scope.get("path") in self.line_by_line or not is_json_media_type(_header(scope, b"content-type")):
+        if scope.get("path") in self.line_by_line or not is_json_media_type(Headers(scope=scope).get("content-type")):
             await self.app(scope, receive, send)
             return
         # Read whole before the app runs (FastAPI reads a JSON body whole anyway), then handed on as it came.
@@ -103,13 +104,6 @@ class NoNulCharacters:
             return next(pending, None) or await receive()
 
         await self.app(scope, replaying_receive, send)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def _nul_in_url(path: str, query: bytes) -> str | None:

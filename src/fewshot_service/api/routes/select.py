@@ -23,6 +23,7 @@ from ...auth import Principal, Role
 from ...models import SELECTABLE_FIELDS, PartialSelectResponse, SelectRequest, SelectResponse
 from ...serving.lifecycle import FewshotService
 from ..deps import Service
+from ..errors import is_json_media_type
 from ..middleware.security import CurrentPrincipal, bearer, check_role, current_principal, require
 from ..responses import PROTECTED, WITH_BODY
 
@@ -37,7 +38,7 @@ class SelectRoute(APIRoute):
         standard = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
-            if request.query_params or not _is_json(request.headers.get("content-type", "")):
+            if request.query_params or not is_json_media_type(request.headers.get("content-type")):
                 return await standard(request)
             try:
                 body = SelectRequest.model_validate_json(await request.body())
@@ -83,8 +84,3 @@ def encode(result: SelectResponse, fields: Sequence[str] | None) -> bytes:
         return result.model_dump_json().encode()
     left_out = set(SELECTABLE_FIELDS).difference(fields)
     return result.model_dump_json(exclude={"examples": {"__all__": left_out}}).encode()
-
-
-def _is_json(content_type: str) -> bool:
-    media_type = content_type.partition(";")[0].strip().lower()
-    return media_type == "application/json"

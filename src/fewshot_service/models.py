@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 Source = Literal["curated", "llm", "imported"]
 Status = Literal["pending", "approved", "rejected"]
@@ -60,6 +61,22 @@ Step = Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
 Annotator = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK_STRIPPED)
 ]
+
+
+def _refuse_boolean(error_type: str, message: str) -> BeforeValidator:
+    def refuse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise PydanticCustomError(error_type, message)
+        return value
+
+    return BeforeValidator(refuse)
+
+
+# Numbers a caller sends. JSON's true and false are not numbers, but pydantic's lax mode reads them as 1 and 0
+# ("difficulty": true stored difficulty 1, "k": true selected one example): these refuse them with pydantic's
+# own message, and otherwise convert as lax mode does (a numeric string, 3.0 for an integer).
+Integer = Annotated[int, _refuse_boolean("int_type", "Input should be a valid integer")]
+Number = Annotated[float, _refuse_boolean("float_type", "Input should be a valid number")]
 
 
 def normalise_text(text: str) -> str:
@@ -117,7 +134,7 @@ class ExampleFields(BaseModel):
     output: str = Field("", max_length=MAX_INPUT_CHARS)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
-    difficulty: int | None = Field(None, ge=1, le=5)
+    difficulty: Integer | None = Field(None, ge=1, le=5)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     source: Source = "curated"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -148,12 +165,14 @@ class LabelCreate(BaseModel):
         None, description="Who labels; with API keys on, the key's name (another name needs an admin key)."
     )
     verdict: Verdict
-    score: int | None = Field(None, ge=1, le=5)
+    score: Integer | None = Field(None, ge=1, le=5)
     issues: list[IssueTag] = Field(default_factory=list, max_length=8)
     note: str | None = Field(None, max_length=4000)
     corrected_output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
     step_ratings: list[StepRating] | None = Field(None, max_length=MAX_STEPS, description="−1/0/+1 per step.")
-    first_wrong_step: int | None = Field(None, ge=0, lt=MAX_STEPS, description="0-based index of the first wrong step.")
+    first_wrong_step: Integer | None = Field(
+        None, ge=0, lt=MAX_STEPS, description="0-based index of the first wrong step."
+    )
 
 
 class Label(LabelCreate):
@@ -189,12 +208,12 @@ class ExampleImport(ExampleFields):
     # Letters, digits, - and _ only: an id is a URL path segment (no "/", "..", spaces) in every route.
     id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     status: Status = "approved"
-    quality: float | None = Field(None, ge=0, le=5)
+    quality: Number | None = Field(None, ge=0, le=5)
     created_at: datetime | None = None
     updated_at: datetime | None = None
     # The bank stores versions as 32-bit integers (PostgreSQL's INTEGER); the bound leaves every restored
     # example room for a billion more edits.
-    version: int | None = Field(None, ge=1, le=MAX_VERSION)
+    version: Integer | None = Field(None, ge=1, le=MAX_VERSION)
     labels: list[Label] = Field(default_factory=list, max_length=10_000)
     utility: ExampleUtility | None = Field(None, description="As exported; ignored (evidence stays in its bank).")
 
@@ -268,8 +287,8 @@ class SelectFilters(BaseModel):
     )
 
     topics: list[Topic] | None = Field(None, max_length=100)
-    difficulty_min: int | None = Field(None, ge=1, le=5)
-    difficulty_max: int | None = Field(None, ge=1, le=5)
+    difficulty_min: Integer | None = Field(None, ge=1, le=5)
+    difficulty_max: Integer | None = Field(None, ge=1, le=5)
     sources: list[Source] | None = Field(None, max_length=10)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
     min_quality: float | None = Field(None, ge=0, le=5, strict=True)
@@ -321,7 +340,7 @@ class SelectRequest(BaseModel):
     )
 
     prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
-    k: int = Field(4, ge=1, le=50)
+    k: Integer = Field(4, ge=1, le=50)
     strategy: str | None = Field(
         None,
         max_length=32,
@@ -340,11 +359,11 @@ class SelectRequest(BaseModel):
         strict=True,
         description="How strongly to prefer the topic estimated from the prompt's neighbours.",
     )
-    difficulty_target: int | None = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
+    difficulty_target: Integer | None = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
     difficulty: Literal["match"] | None = Field(
         None, description='"match": prefer the difficulty estimated from the nearest labelled examples.'
     )
-    max_tokens: int | None = Field(
+    max_tokens: Integer | None = Field(
         None, ge=1, le=200_000, description="Token budget for the chosen examples (input, steps and output)."
     )
     tokenizer: Literal["model", "tiktoken"] = Field(
@@ -367,7 +386,7 @@ class SelectRequest(BaseModel):
     )
     # At most 2^53 - 1, the largest integer every JSON parser holds exactly: a schema bound of 2^63 - 1 is no
     # double, and schema-driven clients (the fuzzing test's among them) rounded it up past the bound.
-    seed: int | None = Field(None, ge=0, le=2**53 - 1, description="Seed for the random strategy.")
+    seed: Integer | None = Field(None, ge=0, le=2**53 - 1, description="Seed for the random strategy.")
     utility_weight: float | None = Field(
         None,
         ge=0.0,

@@ -454,6 +454,12 @@ def test_bad_requests_name_the_field_and_no_llm_is_a_clear_503(expansion: Factor
         ({"topic": "geometry", "difficulty": 1, "n": 0}, "n"),
         ({"topic": "geometry", "difficulty": 1, "n": 2, "temperature": 3}, "temperature"),
         ({"topic": "geometry", "difficulty": 1, "n": 2, "colour": "red"}, "colour"),
+        # JSON true is no number (pydantic's lax mode read it as 1)
+        ({"topic": "geometry", "difficulty": True, "n": 2}, "difficulty"),
+        ({"topic": "geometry", "difficulty": 1, "n": True}, "n"),
+        ({"topic": "geometry", "difficulty": 1, "n": 2, "temperature": False}, "temperature"),
+        ({"fill_gaps": True, "target": True}, "target"),
+        ({"topic": "geometry", "difficulty": 1, "n": 2, "max_calls": True}, "max_calls"),
     ]:
         response = client.post("/v1/admin/expand", json=body)
         assert response.status_code == 422 and response.json()["error"]["field"] == field_, (body, response.text)

@@ -230,6 +230,82 @@ def test_an_answer_whose_text_would_pass_two_megabytes_is_refused(client: TestCl
     assert five_copies.json()["error"]["field"] == "template" and len(five_copies.content) < 1000
 
 
+# -- 4. JSON true or false where a number goes -------------------------------------------------------------
+ADMIN = bearer("admin")
+NEW_INPUT = "How many legs do three spiders have?"
+# (method, path, body, the field the refusal names); "{id}" is a stored example's id. Pydantic's lax mode
+# read true as 1 in each of these: "difficulty": true stored difficulty 1, "k": true selected one example.
+BOOLEAN_NUMBERS = [
+    ("POST", "/v1/examples", {"input": NEW_INPUT, "difficulty": "?"}, "difficulty"),
+    ("PATCH", "/v1/examples/{id}", {"difficulty": "?"}, "difficulty"),
+    ("PATCH", "/v1/examples/{id}", {"topic": "edited", "version": "?"}, "version"),
+    ("POST", "/v1/examples/{id}/labels", {"verdict": "approve", "score": "?"}, "score"),
+    ("POST", "/v1/examples/{id}/labels", {"verdict": "needs_fix", "first_wrong_step": "?"}, "first_wrong_step"),
+    ("POST", "/v1/select", {"prompt": "a die", "k": "?"}, "k"),
+    ("POST", "/v1/select", {"prompt": "a die", "difficulty_target": "?"}, "difficulty_target"),
+    ("POST", "/v1/select", {"prompt": "a die", "max_tokens": "?"}, "max_tokens"),
+    ("POST", "/v1/select", {"prompt": "a die", "strategy": "random", "seed": "?"}, "seed"),
+    ("POST", "/v1/select", {"prompt": "a die", "filters": {"difficulty_max": "?"}}, "filters.difficulty_max"),
+    ("POST", "/v1/admin/keys", {"name": "svc", "role": "reader", "rate_per_second": "?"}, "rate_per_second"),
+]
+
+
+def with_value(body: dict[str, Any], value: Any) -> dict[str, Any]:
+    return {k: with_value(v, value) if isinstance(v, dict) else value if v == "?" else v for k, v in body.items()}
+
+
+def bank_state(client: TestClient) -> list[dict[str, Any]]:
+    examples: list[dict[str, Any]] = client.get("/v1/examples?limit=500", headers=CURATOR).json()["examples"]
+    labels = [client.get(f"/v1/examples/{e['id']}/labels", headers=CURATOR).json() for e in examples]
+    return [*examples, *labels, client.get("/v1/admin/keys", headers=ADMIN).json()]
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize(("method", "path", "body", "field"), BOOLEAN_NUMBERS, ids=lambda x: str(x)[:40])
+def test_true_or_false_where_a_number_goes_is_refused_naming_the_field(
+    client: TestClient, method: str, path: str, body: dict[str, Any], field: str, value: bool
+) -> None:
+    before = bank_state(client)
+    url = path.format(id=before[0]["id"])
+    answer = client.request(method, url, json=with_value(body, value), headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_input" and error["field"] == field, error
+    assert "valid integer" in error["message"] or "valid number" in error["message"], error
+    assert bank_state(client) == before  # nothing stored or changed
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), BOOLEAN_NUMBERS, ids=lambda x: str(x)[:40])
+def test_the_same_fields_take_numbers(
+    client: TestClient, method: str, path: str, body: dict[str, Any], field: str
+) -> None:
+    """The refusal is of booleans only: a number (3, or 3.0 for an integer, as lax JSON clients send) is taken."""
+    url = path.format(id=first_example(client)["id"])
+    value: Any = {"first_wrong_step": 0, "version": 1, "k": 3.0}.get(field, 3)
+    answer = client.request(method, url, json=with_value(body, value), headers=ADMIN)
+    assert answer.status_code in (200, 201), answer.text
+    if field == "k":
+        assert len(answer.json()["examples"]) == 3
+
+
+def test_an_import_line_with_a_boolean_quality_is_reported_and_the_other_lines_are_kept(client: TestClient) -> None:
+    lines = [
+        {"id": "bool-quality", "input": "What is seven times six?", "output": "42", "quality": True},
+        {"id": "bool-version", "input": "What is nine times nine?", "output": "81", "version": False},
+        {"id": "fine", "input": "What is eight times eight?", "output": "64", "quality": 4.5, "version": 2},
+    ]
+    upload = "\n".join(json.dumps(line) for line in lines)
+    answer = client.post("/v1/examples/import?mode=restore", content=upload,
+                         headers={**ADMIN, "content-type": "application/x-ndjson"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert report["created"] == 1
+    assert [(e["line"], e["message"].split(":")[0]) for e in report["errors"]] == [(1, "quality"), (2, "version")]
+    assert client.get("/v1/examples/bool-quality", headers=CURATOR).status_code == 404
+    stored = client.get("/v1/examples/fine", headers=CURATOR).json()
+    assert (stored["quality"], stored["version"]) == (4.5, 2)
+
+
 # -- 8. an unexpected failure: one log entry, the request id in the answer -----------------------------------
 def add_failing_routes(app: FastAPI) -> None:
     def unexpected() -> None:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from .bank import SqlBank
 from .bank.keys_sql import StoredKey
 from .errors import BankUnavailable, ConfigurationError, FewshotError, Forbidden, InvalidInput
-from .models import Number
+from .models import NumberOrNull
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class KeyCreate(BaseModel):
 
     name: KeyName = Field(description="Who uses the key; recorded as the actor of every change made with it.")
     role: Role
-    rate_per_second: Number | None = Field(
+    rate_per_second: NumberOrNull = Field(
         None,
         ge=0,
         le=MAX_KEY_RATE,
@@ -182,7 +182,7 @@ class KeyInfo(BaseModel):
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
-    rate_per_second: Number | None = None
+    rate_per_second: float | None = None
 
     @classmethod
     def of(cls, stored: StoredKey) -> KeyInfo:

@@ -74,9 +74,14 @@ def _refuse_boolean(error_type: str, message: str) -> BeforeValidator:
 
 # Numbers a caller sends. JSON's true and false are not numbers, but pydantic's lax mode reads them as 1 and 0
 # ("difficulty": true stored difficulty 1, "k": true selected one example): these refuse them with pydantic's
-# own message, and otherwise convert as lax mode does (a numeric string, 3.0 for an integer).
-Integer = Annotated[int, _refuse_boolean("int_type", "Input should be a valid integer")]
-Number = Annotated[float, _refuse_boolean("float_type", "Input should be a valid number")]
+# own message, and otherwise convert as lax mode does (a numeric string, 3.0 for an integer). The optional
+# forms wrap the whole union: a validator on the int inside `X | None` makes pydantic write a Field's bounds
+# into the JSON schema as "ge"/"le" instead of "minimum"/"maximum", which schema-driven clients ignore.
+_NOT_AN_INTEGER = _refuse_boolean("int_type", "Input should be a valid integer")
+_NOT_A_NUMBER = _refuse_boolean("float_type", "Input should be a valid number")
+Integer = Annotated[int, _NOT_AN_INTEGER]
+IntegerOrNull = Annotated[int | None, _NOT_AN_INTEGER]
+NumberOrNull = Annotated[float | None, _NOT_A_NUMBER]
 
 
 def normalise_text(text: str) -> str:
@@ -134,7 +139,7 @@ class ExampleFields(BaseModel):
     output: str = Field("", max_length=MAX_INPUT_CHARS)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
-    difficulty: Integer | None = Field(None, ge=1, le=5)
+    difficulty: IntegerOrNull = Field(None, ge=1, le=5)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     source: Source = "curated"
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -165,12 +170,12 @@ class LabelCreate(BaseModel):
         None, description="Who labels; with API keys on, the key's name (another name needs an admin key)."
     )
     verdict: Verdict
-    score: Integer | None = Field(None, ge=1, le=5)
+    score: IntegerOrNull = Field(None, ge=1, le=5)
     issues: list[IssueTag] = Field(default_factory=list, max_length=8)
     note: str | None = Field(None, max_length=4000)
     corrected_output: str | None = Field(None, max_length=MAX_INPUT_CHARS)
     step_ratings: list[StepRating] | None = Field(None, max_length=MAX_STEPS, description="−1/0/+1 per step.")
-    first_wrong_step: Integer | None = Field(
+    first_wrong_step: IntegerOrNull = Field(
         None, ge=0, lt=MAX_STEPS, description="0-based index of the first wrong step."
     )
 
@@ -208,12 +213,12 @@ class ExampleImport(ExampleFields):
     # Letters, digits, - and _ only: an id is a URL path segment (no "/", "..", spaces) in every route.
     id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     status: Status = "approved"
-    quality: Number | None = Field(None, ge=0, le=5)
+    quality: NumberOrNull = Field(None, ge=0, le=5)
     created_at: datetime | None = None
     updated_at: datetime | None = None
     # The bank stores versions as 32-bit integers (PostgreSQL's INTEGER); the bound leaves every restored
     # example room for a billion more edits.
-    version: Integer | None = Field(None, ge=1, le=MAX_VERSION)
+    version: IntegerOrNull = Field(None, ge=1, le=MAX_VERSION)
     labels: list[Label] = Field(default_factory=list, max_length=10_000)
     utility: ExampleUtility | None = Field(None, description="As exported; ignored (evidence stays in its bank).")
 
@@ -287,8 +292,8 @@ class SelectFilters(BaseModel):
     )
 
     topics: list[Topic] | None = Field(None, max_length=100)
-    difficulty_min: Integer | None = Field(None, ge=1, le=5)
-    difficulty_max: Integer | None = Field(None, ge=1, le=5)
+    difficulty_min: IntegerOrNull = Field(None, ge=1, le=5)
+    difficulty_max: IntegerOrNull = Field(None, ge=1, le=5)
     sources: list[Source] | None = Field(None, max_length=10)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
     min_quality: float | None = Field(None, ge=0, le=5, strict=True)
@@ -359,11 +364,11 @@ class SelectRequest(BaseModel):
         strict=True,
         description="How strongly to prefer the topic estimated from the prompt's neighbours.",
     )
-    difficulty_target: Integer | None = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
+    difficulty_target: IntegerOrNull = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
     difficulty: Literal["match"] | None = Field(
         None, description='"match": prefer the difficulty estimated from the nearest labelled examples.'
     )
-    max_tokens: Integer | None = Field(
+    max_tokens: IntegerOrNull = Field(
         None, ge=1, le=200_000, description="Token budget for the chosen examples (input, steps and output)."
     )
     tokenizer: Literal["model", "tiktoken"] = Field(
@@ -386,7 +391,7 @@ class SelectRequest(BaseModel):
     )
     # At most 2^53 - 1, the largest integer every JSON parser holds exactly: a schema bound of 2^63 - 1 is no
     # double, and schema-driven clients (the fuzzing test's among them) rounded it up past the bound.
-    seed: Integer | None = Field(None, ge=0, le=2**53 - 1, description="Seed for the random strategy.")
+    seed: IntegerOrNull = Field(None, ge=0, le=2**53 - 1, description="Seed for the random strategy.")
     utility_weight: float | None = Field(
         None,
         ge=0.0,

@@ -134,3 +134,24 @@ def test_the_export_declares_its_lines_as_example_records(schema: dict[str, Any]
     assert content["schema"]["items"] == {"$ref": "#/components/schemas/ExampleRecord"}
     record = schema["components"]["schemas"]["ExampleRecord"]
     assert {"id", "input", "labels"} <= set(record["properties"])
+
+
+def test_every_bound_is_written_as_json_schema_states_it(schema: dict[str, Any]) -> None:
+    """Bounds appear as minimum/maximum (what clients and the fuzzing test read), never as pydantic's own
+    ge/le/gt/lt, which a validator on the inner type of an optional field once leaked into the schema."""
+    leaked: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number") and {"ge", "le", "gt", "lt"} & set(node):
+                leaked.append(where)
+            for key, child in node.items():
+                walk(child, f"{where}/{key}")
+        elif isinstance(node, list):
+            for n, child in enumerate(node):
+                walk(child, f"{where}/{n}")
+
+    walk(schema["components"]["schemas"], "#/components/schemas")
+    bounded = schema["components"]["schemas"]["SelectFilters"]["properties"]["difficulty_min"]["anyOf"][0]
+    assert (bounded["minimum"], bounded["maximum"]) == (1, 5)
+    assert leaked == []

@@ -17,7 +17,7 @@ from ..models import (
     ExampleCreate,
     ExampleQuery,
     HistoryEntry,
-    Integer,
+    IntegerOrNull,
     Label,
     Preference,
     PreferenceCreate,
@@ -87,13 +87,13 @@ class ExampleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: Integer | None = Field(None, ge=1, description="The version the edit is based on; 409 when stale.")
+    version: IntegerOrNull = Field(None, ge=1, description="The version the edit is based on; 409 when stale.")
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     input: str | None = Field(None, min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra=_never_null_nor_blank)
     output: str | None = Field(None, max_length=MAX_INPUT_CHARS, json_schema_extra=_never_null)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
-    difficulty: Integer | None = Field(None, ge=1, le=5)
+    difficulty: IntegerOrNull = Field(None, ge=1, le=5)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="null clears them (as []).")
     source: Literal["curated", "llm", "imported"] | None = Field(None, json_schema_extra=_never_null)
     status: Status | None = Field(None, json_schema_extra=_never_null)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..models import ExampleCreate, Integer, Number, Topic
+from ..models import ExampleCreate, IntegerOrNull, NumberOrNull, Topic
 
 MAX_EXPAND_N = 1000
 Stopped = Literal["done", "max_calls", "llm_error", "interrupted"]
@@ -24,18 +24,16 @@ class ExpandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     topic: Topic | None = Field(None, description="The cell's topic; required unless fill_gaps (then it narrows).")
-    difficulty: Integer | None = Field(
-        None, ge=1, le=5, description="The cell's difficulty; required unless fill_gaps."
-    )
-    n: Integer | None = Field(
+    difficulty: IntegerOrNull = Field(None, ge=1, le=5, description="The cell's difficulty; required unless fill_gaps.")
+    n: IntegerOrNull = Field(
         None, ge=1, le=MAX_EXPAND_N, description="New examples to store; with fill_gaps, a cap on the total."
     )
-    temperature: Number | None = Field(None, ge=0.0, le=2.0, description="Sampling temperature; default the setting.")
+    temperature: NumberOrNull = Field(None, ge=0.0, le=2.0, description="Sampling temperature; default the setting.")
     fill_gaps: bool = Field(False, description="Generate for every cell below its target until it reaches it.")
-    target: Integer | None = Field(
+    target: IntegerOrNull = Field(
         None, ge=1, le=100_000, description="Approved+pending examples per cell (fill_gaps); default the setting."
     )
-    max_calls: Integer | None = Field(
+    max_calls: IntegerOrNull = Field(
         None, ge=1, le=10_000, description="Most LLM calls; default 3x what the request needs, within the setting."
     )
 

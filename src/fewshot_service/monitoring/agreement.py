@@ -29,7 +29,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from ..curation.types import PreferenceLabel
-from ..models import Integer, Label, Verdict
+from ..models import IntegerOrNull, Label, Verdict
 
 Level = Literal["nominal", "ordinal"]
 Unit = Hashable
@@ -46,7 +46,7 @@ class GoldLabel(BaseModel):
     """metadata["gold"] of a gold example."""
 
     verdict: Verdict
-    score: Integer | None = Field(None, ge=1, le=5)
+    score: IntegerOrNull = Field(None, ge=1, le=5)
 
 
 class PairKappa(BaseModel):

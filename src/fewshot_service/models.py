@@ -44,11 +44,19 @@ ALL_STATUSES: tuple[Status, ...] = get_args(Status)
 StrategyName = Literal["stratified", "mmr", "dpp", "coverage", "hybrid", "knn", "random"]
 STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
 
-# "Not blank" stated in the JSON schema as the validators decide it (clients and schema-driven tests read
-# it): a character that Python's str.strip() keeps, or, for strip_whitespace fields, one pydantic's
-# strip keeps (Unicode White_Space, which unlike Python's whitespace lacks \x1c-\x1f).
+# "Not blank" stated in the JSON schema as the validators decide it (clients and schema-driven tests read it).
+# Unicode White_Space, what pydantic's strip_whitespace removes: a tag, topic or annotator keeps some other
+# character (NOT_BLANK_STRIPPED).
 _WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-NOT_BLANK = f"[^{_WHITE_SPACE}\\x1c-\\x1f]"
+# What shows nothing when printed: that white space, controls (Cc) and format characters (Cf: the zero-width
+# space and joiners, direction marks, the byte-order mark, the soft hyphen, ...; those of the Basic
+# Multilingual Plane). An input or prompt must hold some other character: "\u200b" alone is no question.
+_INVISIBLE = (
+    _WHITE_SPACE + r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+VISIBLE = f"[^{_INVISIBLE}]"
+_A_VISIBLE_CHARACTER = re.compile(VISIBLE)
 NOT_BLANK_STRIPPED = f"[^{_WHITE_SPACE}]"
 # A format template whose fields are {input}, {output} or {steps} (the validator also allows a format spec).
 TEMPLATE_PATTERN = r"^(?:[^{}]|\{\{|\}\}|\{(?:input|output|steps)\})*$"
@@ -82,6 +90,14 @@ _NOT_A_NUMBER = _refuse_boolean("float_type", "Input should be a valid number")
 Integer = Annotated[int, _NOT_AN_INTEGER]
 IntegerOrNull = Annotated[int | None, _NOT_AN_INTEGER]
 NumberOrNull = Annotated[float | None, _NOT_A_NUMBER]
+
+
+def require_visible(value: str | None) -> str | None:
+    """The validator of an input or prompt a caller sends (VISIBLE states it in the schema). Stored examples
+    are not held to it: a bank may hold an input from before it, which must stay readable."""
+    if value is not None and _A_VISIBLE_CHARACTER.search(value) is None:
+        raise ValueError("must hold a visible character, not only white space, control or format characters")
+    return value
 
 
 def normalise_text(text: str) -> str:
@@ -135,7 +151,7 @@ class ExampleFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": VISIBLE})
     output: str = Field("", max_length=MAX_INPUT_CHARS)
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
@@ -161,6 +177,8 @@ class ExampleCreate(ExampleFields):
     """A new example as a curator sends it."""
 
     status: Status = "pending"
+
+    _input_visible = field_validator("input")(require_visible)
 
 
 class LabelCreate(BaseModel):
@@ -221,6 +239,8 @@ class ExampleImport(ExampleFields):
     version: IntegerOrNull = Field(None, ge=1, le=MAX_VERSION)
     labels: list[Label] = Field(default_factory=list, max_length=10_000)
     utility: ExampleUtility | None = Field(None, description="As exported; ignored (evidence stays in its bank).")
+
+    _input_visible = field_validator("input")(require_visible)
 
 
 class _Identified(BaseModel):
@@ -344,7 +364,7 @@ class SelectRequest(BaseModel):
         },
     )
 
-    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": NOT_BLANK})
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": VISIBLE})
     k: Integer = Field(4, ge=1, le=50)
     strategy: str | None = Field(
         None,
@@ -401,12 +421,7 @@ class SelectRequest(BaseModel):
         "0 ignores it; default the service's.",
     )
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty or whitespace")
-        return value
+    _prompt_visible = field_validator("prompt")(require_visible)
 
     @field_validator("template")
     @classmethod

@@ -307,6 +307,55 @@ def test_an_import_line_with_a_boolean_quality_is_reported_and_the_other_lines_a
     assert (stored["quality"], stored["version"]) == (4.5, 2)
 
 
+# -- 5. an input or prompt that shows nothing --------------------------------------------------------------
+INVISIBLE = ["\u200b", "\u200b\u200d\u2060", "\ufeff", "\u00ad", "\x01\x02", " \u200e\u202a ", "\u3000\u200b"]
+
+
+@pytest.mark.parametrize("text", INVISIBLE, ids=lambda t: t.encode("unicode_escape").decode())
+def test_an_invisible_input_or_prompt_is_refused_naming_it(client: TestClient, text: str) -> None:
+    """Zero-width spaces, joiners, marks and controls alone were stored as an example nobody could see (and
+    embedded, and selected), while "   " was refused."""
+    before = bank_state(client)
+    example = first_example(client)
+    answers = {
+        "input": client.post("/v1/examples", json={"input": text, "output": "4"}, headers=CURATOR),
+        "examples.0.input": client.post("/v1/examples", json={"examples": [{"input": text}]}, headers=CURATOR),
+        "input ": client.patch(f"/v1/examples/{example['id']}", json={"input": text}, headers=CURATOR),
+        "prompt": client.post("/v1/select", json={"prompt": text}, headers=READER),
+    }
+    for field, answer in answers.items():
+        assert answer.status_code == 422, (field, answer.text)
+        error = answer.json()["error"]
+        assert error["field"] == field.strip() and "visible character" in error["message"], error
+    upload = json.dumps({"input": text, "output": "4"}) + "\n" + json.dumps({"input": "Is 7 prime?", "output": "yes"})
+    report = client.post("/v1/examples/import", content=upload,
+                         headers={**CURATOR, "content-type": "application/x-ndjson"}).json()  # fmt: skip
+    assert report["created"] == 1 and [e["line"] for e in report["errors"]] == [1], report
+    assert "visible character" in report["errors"][0]["message"]
+    after = bank_state(client)
+    assert len(after) == len(before) + 2  # the one good import line and its (empty) labels, nothing else
+    assert [e for e in after if isinstance(e, dict) and e.get("input") == text] == []
+
+
+def test_text_with_a_visible_character_among_invisible_ones_is_kept(client: TestClient) -> None:
+    text = "\u200bWhat is 6 \u00d7 7?\u200d"
+    answer = client.post("/v1/examples", json={"input": text, "output": "42"}, headers=CURATOR)
+    assert answer.status_code == 201 and answer.json()["examples"][0]["input"] == text
+    assert client.post("/v1/select", json={"prompt": "\u200b\u0645"}, headers=READER).status_code == 200
+
+
+def test_an_invisible_input_stored_before_the_rule_stays_readable(client: TestClient, service: FewshotService) -> None:
+    """The rule is for what callers send: a bank that already holds such an input lists, exports and edits it."""
+    example = first_example(client)
+    with service.bank.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE examples SET input = ? WHERE id = ?", ("\u200b", example["id"]))
+    assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json()["input"] == "\u200b"
+    assert client.get("/v1/examples?limit=500", headers=CURATOR).status_code == 200
+    assert client.get("/v1/examples/export", headers=CURATOR).status_code == 200
+    mended = client.patch(f"/v1/examples/{example['id']}", json={"input": "What is 2 + 2?"}, headers=CURATOR)
+    assert mended.status_code == 200 and mended.json()["input"] == "What is 2 + 2?"
+
+
 # -- 8. an unexpected failure: one log entry, the request id in the answer -----------------------------------
 def add_failing_routes(app: FastAPI) -> None:
     def unexpected() -> None:

@@ -11,7 +11,7 @@ from ..models import (
     MAX_INPUT_CHARS,
     MAX_STEPS,
     MAX_TAGS,
-    NOT_BLANK,
+    VISIBLE,
     Choice,
     Example,
     ExampleCreate,
@@ -28,6 +28,7 @@ from ..models import (
     Tag,
     Topic,
     check_metadata,
+    require_visible,
 )
 
 # Stored and returned by the bank, these live in models (the bank imports nothing from curation); curation
@@ -72,7 +73,7 @@ def _never_null(schema: dict[str, Any]) -> None:
 
 def _never_null_nor_blank(schema: dict[str, Any]) -> None:
     _never_null(schema)
-    schema["pattern"] = NOT_BLANK
+    schema["pattern"] = VISIBLE
 
 
 # Merge-patch (RFC 7396) semantics for PATCH: a field left out keeps its value, null clears a field that may
@@ -106,12 +107,7 @@ class ExampleUpdate(BaseModel):
             raise ValueError("may not be null: every example has one (leave the field out to keep its value)")
         return value
 
-    @field_validator("input")
-    @classmethod
-    def _input_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty or whitespace")
-        return value
+    _input_visible = field_validator("input")(require_visible)
 
     @field_validator("tags")
     @classmethod

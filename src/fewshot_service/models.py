@@ -577,12 +577,12 @@ class HistoryEntry(BaseModel):
     at: datetime
 
 
-class PreferenceCreate(BaseModel):
+class _PreferenceFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    response_a: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    response_b: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": VISIBLE})
+    response_a: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": VISIBLE})
+    response_b: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, json_schema_extra={"pattern": VISIBLE})
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("metadata")
@@ -591,7 +591,13 @@ class PreferenceCreate(BaseModel):
         return check_metadata(value)
 
 
-class Preference(PreferenceCreate):
+class PreferenceCreate(_PreferenceFields):
+    """A pair of responses to compare; the stored Preference is not held to require_visible (see there)."""
+
+    _texts_visible = field_validator("prompt", "response_a", "response_b")(require_visible)
+
+
+class Preference(_PreferenceFields):
     id: str
     created_at: datetime
 

@@ -322,6 +322,9 @@ def test_an_invisible_input_or_prompt_is_refused_naming_it(client: TestClient, t
         "examples.0.input": client.post("/v1/examples", json={"examples": [{"input": text}]}, headers=CURATOR),
         "input ": client.patch(f"/v1/examples/{example['id']}", json={"input": text}, headers=CURATOR),
         "prompt": client.post("/v1/select", json={"prompt": text}, headers=READER),
+        "response_b": client.post(
+            "/v1/preferences", json={"prompt": "2+2?", "response_a": "4", "response_b": text}, headers=CURATOR
+        ),
     }
     for field, answer in answers.items():
         assert answer.status_code == 422, (field, answer.text)
@@ -335,6 +338,7 @@ def test_an_invisible_input_or_prompt_is_refused_naming_it(client: TestClient, t
     after = bank_state(client)
     assert len(after) == len(before) + 2  # the one good import line and its (empty) labels, nothing else
     assert [e for e in after if isinstance(e, dict) and e.get("input") == text] == []
+    assert client.get("/v1/preferences/next?annotator=cara", headers=CURATOR).status_code == 204  # none stored
 
 
 def test_text_with_a_visible_character_among_invisible_ones_is_kept(client: TestClient) -> None:

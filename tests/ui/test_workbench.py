@@ -289,6 +289,40 @@ def test_edit_conflict_is_shown_and_nothing_is_lost(workbench: Workbench, page: 
     expect(page.locator("#served")).to_contain_text(re.compile(r"Served [1-9]\d* times? in the last day"))
 
 
+def test_an_edit_keeps_steps_and_tags_as_stored_and_edits_steps_one_by_one(workbench: Workbench, page: Page) -> None:
+    """Steps were one textarea split on line breaks and trimmed: saving a new topic rewrote a step with code in
+    it into several steps without its indentation, and a tag holding a comma into two tags."""
+    steps = ["Define the function:\ndef double(x):", "Return twice the input:\n    return 2 * x"]
+    with workbench.api(KEY_OF["curator"]) as api:
+        body = {"input": "Write a Python function that doubles a number.", "output": "def double(x):\n    return 2 * x",
+                "steps": steps, "topic": "programming", "tags": ["1,000 lines"], "status": "approved"}  # fmt: skip
+        example = api.post("/v1/examples", json=body).json()["examples"][0]
+        sign_in(page, workbench.base_url, KEY_OF["curator"])
+        page.goto(f"{workbench.base_url}/ui/#example/{example['id']}")
+        expect(page.get_by_label("Step 2", exact=True)).to_have_value(steps[1])
+        page.get_by_label("Topic").fill("python")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Saved: version 2.")).to_be_visible()
+        stored = api.get(f"/v1/examples/{example['id']}").json()
+        assert (stored["topic"], stored["steps"], stored["tags"]) == ("python", steps, ["1,000 lines"])
+        assert api.get(f"/v1/examples/{example['id']}/history").json()[-1]["changes"].keys() == {"topic"}
+
+        page.get_by_label("Step 2", exact=True).fill("Return twice the input:\n    return x + x")
+        page.get_by_role("button", name="Add step").click()
+        page.get_by_label("Step 3", exact=True).fill("Check it:\n    assert double(21) == 42")
+        page.get_by_role("button", name="Remove step 1").click()
+        expect(page.get_by_label("Step 1", exact=True)).to_have_value("Return twice the input:\n    return x + x")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_text("Saved: version 3.")).to_be_visible()
+        shot(page, "steps-edited")
+        stored = api.get(f"/v1/examples/{example['id']}").json()
+        assert stored["steps"] == [
+            "Return twice the input:\n    return x + x",
+            "Check it:\n    assert double(21) == 42",
+        ]
+        assert stored["tags"] == ["1,000 lines"] and stored["output"] == body["output"]
+
+
 def _wait_until_recorded(api: httpx.Client, example_id: str) -> None:
     """Selections are written off the request thread, in batches: wait for the one just made."""
     deadline = time.monotonic() + 10

@@ -8,6 +8,7 @@ const FILTERS = ["q", "topic", "difficulty_min", "difficulty_max", "status", "so
 const STATUSES = [["", "any status"], ["approved", "approved"], ["pending", "pending"], ["rejected", "rejected"]];
 const SOURCES = [["", "any source"], ["curated", "curated"], ["llm", "llm"], ["imported", "imported"]];
 const LEVELS = [["", "any"], ...[1, 2, 3, 4, 5].map((d) => [String(d), String(d)])];
+const DIFFICULTIES = [["", "none"], ...LEVELS.slice(1)]; // an example's own: "any" would read as a filter
 
 export async function show(main, context) {
   if (context.route === "example") return showExample(main, context, context.args[0]);
@@ -71,6 +72,32 @@ function showList(main, { params, say }) {
   return null;
 }
 
+// The worked solution, a textarea a step: a step keeps its line breaks and indentation (code, a table)
+// exactly, as one textarea split on line breaks could not. Steps left blank are dropped on saving.
+function stepEditor(steps) {
+  const list = h("ol", { class: "step-editor" });
+  const renumber = () => list.querySelectorAll("li").forEach((item, n) => {
+    item.querySelector("textarea").setAttribute("aria-label", `Step ${n + 1}`);
+    item.querySelector("button").setAttribute("aria-label", `Remove step ${n + 1}`);
+  });
+  const changed = () => list.dispatchEvent(new Event("input", { bubbles: true }));
+  const add = (text) => {
+    const lines = text.split("\n").length;
+    const area = h("textarea", { rows: Math.min(8, Math.max(2, lines)), value: text, dataset: { field: "steps" } });
+    const item = h("li", {}, area,
+      h("button", { type: "button", onclick: () => { item.remove(); renumber(); changed(); } }, "Remove"));
+    list.append(item);
+    renumber();
+    return area;
+  };
+  steps.forEach(add);
+  list.dataset.field = "steps";
+  const node = h("fieldset", { class: "step-fields", id: "step-editor" }, h("legend", {}, "Steps"), list,
+    h("button", { type: "button", onclick: () => { add("").focus(); changed(); } }, "Add step"));
+  node.value = () => [...list.querySelectorAll("textarea")].map((area) => area.value).filter((text) => text.trim());
+  return node;
+}
+
 function excerpt(text) {
   return text.length > 140 ? `${text.slice(0, 140)}…` : text;
 }
@@ -84,12 +111,13 @@ async function showExample(main, { say }, id) {
     main.append(h("p", { class: "error card" }, error.message));
     return null;
   }
+  const steps = stepEditor(example.steps || []);
   const controls = {
     input: h("textarea", { name: "input", rows: 4, value: example.input }),
-    steps: h("textarea", { name: "steps", rows: 6, value: (example.steps || []).join("\n") }),
+    steps,
     output: h("textarea", { name: "output", rows: 2, value: example.output }),
     topic: h("input", { type: "text", name: "topic", value: example.topic || "" }),
-    difficulty: select("difficulty", LEVELS, example.difficulty ? String(example.difficulty) : ""),
+    difficulty: select("difficulty", DIFFICULTIES, example.difficulty ? String(example.difficulty) : ""),
     tags: h("input", { type: "text", name: "tags", value: example.tags.join(", ") }),
     status: select("status", STATUSES.slice(1), example.status),
   };
@@ -98,23 +126,28 @@ async function showExample(main, { say }, id) {
   const form = h("form", { class: "card edit", "aria-label": "Edit example" },
     h("h1", {}, "Example ", h("code", {}, example.id)),
     h("p", { class: "muted" }, `${example.source} · version `, version, ` · updated ${when(example.updated_at)}`),
-    field("Input", controls.input), field("Steps (one a line)", controls.steps), field("Output", controls.output),
+    field("Input", controls.input), steps, field("Output", controls.output),
     h("div", { class: "row" }, field("Topic", controls.topic), field("Difficulty", controls.difficulty),
       field("Tags (comma-separated)", controls.tags), field("Status", controls.status)),
     conflict,
     h("button", { type: "submit" }, "Save"));
 
+  // Only the fields the curator touched are sent: a field shown in a simpler form than it is stored (tags
+  // joined by commas) must not be rewritten by an edit elsewhere.
+  const touched = new Set();
+  form.addEventListener("input", (event) => touched.add(event.target.name || event.target.dataset.field));
+  form.addEventListener("change", (event) => touched.add(event.target.name || event.target.dataset.field));
   const draft = () => ({
     input: controls.input.value,
-    steps: controls.steps.value.split("\n").map((s) => s.trim()).filter(Boolean),
+    steps: steps.value(),
     output: controls.output.value,
     topic: controls.topic.value.trim() || null,
     difficulty: controls.difficulty.value ? Number(controls.difficulty.value) : null,
     tags: controls.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
     status: controls.status.value,
   });
-  const changed = (base, mine) => Object.fromEntries(Object.entries(mine).filter(([name, value]) =>
-    JSON.stringify(value) !== JSON.stringify(name === "steps" ? base.steps || [] : base[name])));
+  const changed = (base, mine) => Object.fromEntries(Object.entries(mine).filter(([name, value]) => touched.has(name)
+    && JSON.stringify(value) !== JSON.stringify(name === "steps" ? base.steps || [] : base[name])));
 
   const save = async (basedOn) => {
     const changes = changed(example, draft());

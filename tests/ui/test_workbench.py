@@ -162,6 +162,9 @@ def test_label_three_items_by_keyboard_with_step_ratings(workbench: Workbench, p
         second_id = current_item(page)
     steps = page.locator("#steps li").count()
     assert steps >= 2
+    # A step's line breaks and indentation show as written (a step of code read as one line before).
+    white_space = page.locator("#steps li .step-text").first.evaluate("node => getComputedStyle(node).whiteSpace")
+    assert white_space == "pre-wrap"
     page.keyboard.press("ArrowDown")  # first step
     page.keyboard.press("+")
     page.keyboard.press("-")  # the second step is wrong

@@ -73,7 +73,7 @@ export async function show(main, { me, say }) {
           "aria-current": i === state.step ? "step" : null,
         }, h("span", { class: "rating", "aria-label": "rating" },
           rating === undefined || rating === null ? "·" : RATING_TEXT[rating]),
-        h("span", { class: "step-text" }, step),
+        h("span", { class: "step-text text" }, step),
         i === firstWrong ? h("span", { class: "badge" }, "first wrong step") : null);
       }));
   };

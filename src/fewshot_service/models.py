@@ -92,10 +92,15 @@ IntegerOrNull = Annotated[int | None, _NOT_AN_INTEGER]
 NumberOrNull = Annotated[float | None, _NOT_A_NUMBER]
 
 
+def shows_something(text: str) -> bool:
+    """Whether the text holds a character that is not white space, a control or a format character."""
+    return _A_VISIBLE_CHARACTER.search(text) is not None
+
+
 def require_visible(value: str | None) -> str | None:
     """The validator of an input or prompt a caller sends (VISIBLE states it in the schema). Stored examples
     are not held to it: a bank may hold an input from before it, which must stay readable."""
-    if value is not None and _A_VISIBLE_CHARACTER.search(value) is None:
+    if value is not None and not shows_something(value):
         raise ValueError("must hold a visible character, not only white space, control or format characters")
     return value
 

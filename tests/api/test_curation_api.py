@@ -124,8 +124,13 @@ def test_every_write_is_visible_to_the_very_next_select(curation: Factory) -> No
 def test_an_actor_named_outside_ascii_is_recorded_as_written(curation: Factory) -> None:
     client = curation()
     # curl sends a header as the terminal's UTF-8; an older client may send Latin-1, which is kept as such.
-    for sent, recorded in [("José Núñez".encode(), "José Núñez"), ("Zoë".encode("latin-1"), "Zoë")]:
-        response = client.post("/v1/examples", json={"input": f"{recorded}: what is 7 squared?", "output": "49"},
+    # One that shows nothing (blank, a zero-width space) is no name: the change is anonymous, as without one.
+    cases = [("José Núñez".encode(), "José Núñez", "What is 7 squared?"),
+             ("Zoë".encode("latin-1"), "Zoë", "How many sides has a hexagon?"),
+             (b"   ", "anonymous", "Name the capital of Peru."),
+             ("\u200b\u200d".encode(), "anonymous", "Which gas do plants take in for photosynthesis?")]  # fmt: skip
+    for sent, recorded, question in cases:
+        response = client.post("/v1/examples", json={"input": question, "output": "-"},
                                headers={"X-Fewshot-Actor": sent})  # fmt: skip
         assert response.status_code == 201, response.text
         history = client.get(f"/v1/examples/{response.json()['examples'][0]['id']}/history").json()

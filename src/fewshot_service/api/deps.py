@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request
 from ..auth import Authenticator
 from ..curation.service import Curator
 from ..expansion.types import QualityScorer
+from ..models import shows_something
 from ..monitoring.service import Monitor
 from ..serving.lifecycle import FewshotService
 from ..settings import Settings
@@ -53,7 +54,8 @@ async def _actor(
     # With authentication on the key names the actor, so nobody can write history under another's name.
     if principal.authenticated:
         return principal.name
-    return _utf8(x_fewshot_actor or "").strip() or "anonymous"
+    name = _utf8(x_fewshot_actor or "").strip()
+    return name if shows_something(name) else "anonymous"
 
 
 def _utf8(header_value: str) -> str:

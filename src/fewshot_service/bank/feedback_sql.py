@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import BankError
@@ -94,10 +95,15 @@ class FeedbackStore(SqlBase):
         with self._plain_write() as conn:
             if conn.execute(select(selections.c.id).where(selections.c.id == selection_id)).first() is None:
                 return False  # pruned between the owner check and now
-            conn.execute(delete(feedback).where(feedback.c.selection_id == selection_id))
-            conn.execute(
-                insert(feedback).values(selection_id=selection_id, outcome=outcome, note=note, created_at=now())
+            # One statement that inserts or replaces: a delete and an insert let two reports of the same
+            # selection at once (a client retrying a slow call) both insert on PostgreSQL, and the second
+            # broke the primary key (a 500).
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            upsert = dialect.insert(feedback).values(
+                selection_id=selection_id, outcome=outcome, note=note, created_at=now()
             )
+            replace = {name: upsert.excluded[name] for name in ("outcome", "note", "created_at")}
+            conn.execute(upsert.on_conflict_do_update(index_elements=[feedback.c.selection_id], set_=replace))
         return True
 
     def prune_selections(self, before: datetime) -> int:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from .bank import SqlBank
 from .bank.keys_sql import StoredKey
 from .errors import BankUnavailable, ConfigurationError, FewshotError, Forbidden, InvalidInput
-from .models import NumberOrNull
+from .models import INVISIBLE_REFUSAL, NumberOrNull, shows_something
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class Annotating:
 def annotating(principal: Principal, claimed: str | None) -> Annotating:
     """The annotator a request acts as. With keys on it is the key's name; another name needs an admin key
     (then recorded as acting for that annotator). With keys off it is the name the caller gives."""
+    if claimed is not None and not shows_something(claimed):  # a zero-width space would label as nobody visible
+        raise InvalidInput(f"annotator: {INVISIBLE_REFUSAL}", field="annotator")
     if not principal.authenticated:
         if claimed is None:
             raise InvalidInput("annotator is required: who is labelling?", field="annotator")

@@ -92,6 +92,9 @@ IntegerOrNull = Annotated[int | None, _NOT_AN_INTEGER]
 NumberOrNull = Annotated[float | None, _NOT_A_NUMBER]
 
 
+INVISIBLE_REFUSAL = "must hold a visible character, not only white space, control or format characters"
+
+
 def shows_something(text: str) -> bool:
     """Whether the text holds a character that is not white space, a control or a format character."""
     return _A_VISIBLE_CHARACTER.search(text) is not None
@@ -101,7 +104,7 @@ def require_visible(value: str | None) -> str | None:
     """The validator of an input or prompt a caller sends (VISIBLE states it in the schema). Stored examples
     are not held to it: a bank may hold an input from before it, which must stay readable."""
     if value is not None and not shows_something(value):
-        raise ValueError("must hold a visible character, not only white space, control or format characters")
+        raise ValueError(INVISIBLE_REFUSAL)
     return value
 
 

@@ -317,19 +317,22 @@ def test_an_invisible_input_or_prompt_is_refused_naming_it(client: TestClient, t
     embedded, and selected), while "   " was refused."""
     before = bank_state(client)
     example = first_example(client)
-    answers = {
-        "input": client.post("/v1/examples", json={"input": text, "output": "4"}, headers=CURATOR),
-        "examples.0.input": client.post("/v1/examples", json={"examples": [{"input": text}]}, headers=CURATOR),
-        "input ": client.patch(f"/v1/examples/{example['id']}", json={"input": text}, headers=CURATOR),
-        "prompt": client.post("/v1/select", json={"prompt": text}, headers=READER),
-        "response_b": client.post(
-            "/v1/preferences", json={"prompt": "2+2?", "response_a": "4", "response_b": text}, headers=CURATOR
-        ),
-    }
-    for field, answer in answers.items():
+    answers = [
+        ("input", client.post("/v1/examples", json={"input": text, "output": "4"}, headers=CURATOR)),
+        ("examples.0.input", client.post("/v1/examples", json={"examples": [{"input": text}]}, headers=CURATOR)),
+        ("input", client.patch(f"/v1/examples/{example['id']}", json={"input": text}, headers=CURATOR)),
+        ("prompt", client.post("/v1/select", json={"prompt": text}, headers=READER)),
+        ("response_b", client.post("/v1/preferences", json={"prompt": "2+2?", "response_a": "4", "response_b": text},
+                                   headers=CURATOR)),
+        # an admin acting for an annotator whose name shows nothing
+        ("annotator", client.post(f"/v1/examples/{example['id']}/labels",
+                                  json={"annotator": text, "verdict": "approve"}, headers=ADMIN)),
+        ("annotator", client.get("/v1/review/next", params={"annotator": text}, headers=ADMIN)),
+    ]  # fmt: skip
+    for field, answer in answers:
         assert answer.status_code == 422, (field, answer.text)
         error = answer.json()["error"]
-        assert error["field"] == field.strip() and "visible character" in error["message"], error
+        assert error["field"] == field and "visible character" in error["message"], error
     upload = json.dumps({"input": text, "output": "4"}) + "\n" + json.dumps({"input": "Is 7 prime?", "output": "yes"})
     report = client.post("/v1/examples/import", content=upload,
                          headers={**CURATOR, "content-type": "application/x-ndjson"}).json()  # fmt: skip

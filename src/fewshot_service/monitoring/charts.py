@@ -8,12 +8,16 @@ are shared by all figures and not documented as thread-safe, and the API renders
 
 from __future__ import annotations
 
+import functools
 import io
+import logging
 import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import get_args
+
+from matplotlib import font_manager, rc_context
 
 # The Agg canvas is used directly, so matplotlib's global backend (pyplot's) is never selected or touched.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -29,6 +33,14 @@ MAX_TOPICS = 30  # beyond this the labels no longer fit; the largest topics are 
 SOURCES: tuple[Source, ...] = get_args(Source)
 SOURCE_COLOURS: dict[Source, str] = {"curated": "#4C72B0", "llm": "#DD8452", "imported": "#55A868"}
 _LOCK = threading.Lock()
+# Fonts with Chinese, Japanese and Korean glyphs, tried after matplotlib's DejaVu Sans (which has none) for
+# each character a topic holds: "数学" drew as empty boxes. Whichever the machine has is used (the Docker
+# image installs WenQuanYi Micro Hei); with none, charts draw as before.
+CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK JP", "Noto Sans CJK SC", "Source Han Sans", "Droid Sans Fallback",
+             "IPAGothic", "Unifont")  # fmt: skip
+# CJK fonts rarely come in bold: matplotlib then logs a warning for each bold label ("Failed to find font
+# weight bold") and draws it in the regular weight, which is what we want; the service is its only user here.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 # name -> (title, statuses drawn by default; None = every live example)
 CHARTS: dict[str, tuple[str, frozenset[str] | None]] = {
@@ -36,6 +48,24 @@ CHARTS: dict[str, tuple[str, frozenset[str] | None]] = {
     "difficulty_by_topic": ("Difficulty histogram per topic", frozenset({"approved"})),
     "source_mix": ("Source mix per topic", None),
 }
+
+
+@functools.cache
+def font_families() -> tuple[str, ...]:
+    """DejaVu Sans, then the CJK fonts this machine has. matplotlib lists the system's fonts once and caches
+    the list on disk, so a font installed since (say by the image build, after a first import) is not in it:
+    the system's font files are then read once more and the new ones added, for this process."""
+    known = {font.name for font in font_manager.fontManager.ttflist}
+    if not known.intersection(CJK_FONTS):
+        listed = {font.fname for font in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in listed:
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # a font file FreeType cannot read is skipped
+                    continue
+        known = {font.name for font in font_manager.fontManager.ttflist}
+    return ("DejaVu Sans", *(name for name in CJK_FONTS if name in known))
 
 
 def _describe(statuses: frozenset[str] | None) -> str:
@@ -140,7 +170,7 @@ def render_chart(
     chosen = frozenset(statuses) if statuses else default_statuses
     drawn = [c for c in cells if chosen is None or c.status in chosen]
     title = f"{base_title}: {_describe(chosen)}"
-    with _LOCK:
+    with _LOCK, rc_context({"font.family": list(font_families())}):
         figure = Figure(figsize=(CHART_WIDTH / DPI, CHART_HEIGHT / DPI), dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
         if sum(c.n for c in drawn) == 0:

@@ -26,7 +26,11 @@ from ..pg import fresh_database
 
 # Worst write: a pooled connection's ping cut (statement + 1 s grace), then a fresh connect timing out (2 s).
 WRITE_BOUND_S = STATEMENT_S + 1.0 + 2.0 + 2.0  # + margin for a busy machine
-SELECT_BOUND_S = 2.0
+# A select that waited on the bank would take at least its connect timeout (faults.CONNECT_S, 1 s), and every
+# select would: 95% must answer within that. One straggler starved of the CPU by the 54 clients this process
+# runs beside the server (3.4 s seen once in a full suite on two cores) is no bank wait: all within 5 s.
+SELECT_P95_BOUND_S = 1.0
+SELECT_BOUND_S = 5.0
 # /readyz must answer from memory, never wait on the bank: half the bank's connect timeout (faults.CONNECT_S)
 # still fails a /readyz that waits for it, and leaves room for a slowed machine (0.26 s p95 seen at 0.1).
 READY_BOUND_S = 0.5
@@ -53,7 +57,9 @@ def _assert_refused(phase: Phase) -> None:
 
 def _assert_outage(phase: Phase) -> None:
     assert phase.select_statuses and set(phase.select_statuses) == {200}, phase.row()
-    assert max(phase.select_seconds) < SELECT_BOUND_S, phase.row()
+    select_times = sorted(phase.select_seconds)
+    assert select_times[int(0.95 * len(select_times))] < SELECT_P95_BOUND_S, phase.row()
+    assert select_times[-1] < SELECT_BOUND_S, phase.row()
     _assert_refused(phase)
     assert len(phase.writes) == 50
     # The load runs in this process too, so a probe sometimes waits for the GIL: 95% within the bound, all

@@ -168,13 +168,6 @@ class ExampleFields(BaseModel):
     source: Source = "curated"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("input")
-    @classmethod
-    def _input_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty or whitespace")
-        return value
-
     @field_validator("metadata")
     @classmethod
     def _metadata_small(cls, value: dict[str, Any]) -> dict[str, Any]:

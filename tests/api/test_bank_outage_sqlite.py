@@ -27,6 +27,9 @@ from ..conftest import ServiceFactory
 from ..helpers import seed_rows, write_jsonl
 
 STATEMENT_S = 1.0
+# Within the configured statement timeout, not SQLite's 30 s default nor forever; the margin covers embedding
+# the input and a machine busy with the other test worker (3.46 s seen once in a full suite on two cores).
+REFUSED_WITHIN_S = STATEMENT_S + 4.0
 
 
 def test_a_locked_sqlite_bank_refuses_writes_in_time_and_keeps_serving_reads(
@@ -53,7 +56,7 @@ def test_a_locked_sqlite_bank_refuses_writes_in_time_and_keeps_serving_reads(
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["error"]["code"] == "bank_unavailable"
                 assert refused.headers["retry-after"]
-                assert took < STATEMENT_S + 2.0
+                assert took < REFUSED_WITHIN_S
                 assert client.post("/v1/select", json={"prompt": "seconds in a minute?", "k": 2}).status_code == 200
                 assert client.get("/v1/examples", params={"limit": 5}).status_code == 200
                 assert client.get("/readyz").json()["bank"] == "available"  # reads work: it is only locked

@@ -84,16 +84,23 @@ function stepEditor(steps) {
   const add = (text) => {
     const lines = text.split("\n").length;
     const area = h("textarea", { rows: Math.min(8, Math.max(2, lines)), value: text, dataset: { field: "steps" } });
-    const item = h("li", {}, area,
-      h("button", { type: "button", onclick: () => { item.remove(); renumber(); changed(); } }, "Remove"));
+    const remove = () => {
+      // Focus stays in the list for keyboard users: on the step that moved up, else on "Add step".
+      const next = item.nextElementSibling || item.previousElementSibling;
+      item.remove();
+      renumber();
+      changed();
+      (next ? next.querySelector("textarea") : addButton).focus();
+    };
+    const item = h("li", {}, area, h("button", { type: "button", onclick: remove }, "Remove"));
     list.append(item);
     renumber();
     return area;
   };
+  const addButton = h("button", { type: "button", onclick: () => { add("").focus(); changed(); } }, "Add step");
   steps.forEach(add);
   list.dataset.field = "steps";
-  const node = h("fieldset", { class: "step-fields", id: "step-editor" }, h("legend", {}, "Steps"), list,
-    h("button", { type: "button", onclick: () => { add("").focus(); changed(); } }, "Add step"));
+  const node = h("fieldset", { class: "step-fields", id: "step-editor" }, h("legend", {}, "Steps"), list, addButton);
   node.value = () => [...list.querySelectorAll("textarea")].map((area) => area.value).filter((text) => text.trim());
   return node;
 }
@@ -135,8 +142,8 @@ async function showExample(main, { say }, id) {
   // Only the fields the curator touched are sent: a field shown in a simpler form than it is stored (tags
   // joined by commas) must not be rewritten by an edit elsewhere.
   const touched = new Set();
-  form.addEventListener("input", (event) => touched.add(event.target.name || event.target.dataset.field));
-  form.addEventListener("change", (event) => touched.add(event.target.name || event.target.dataset.field));
+  const touch = (event) => touched.add(event.target.name || event.target.dataset.field);
+  for (const kind of ["input", "change"]) form.addEventListener(kind, touch);
   const draft = () => ({
     input: controls.input.value,
     steps: steps.value(),

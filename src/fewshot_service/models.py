@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,9 +109,27 @@ def require_visible(value: str | None) -> str | None:
     return value
 
 
+# Characters that show nothing where they stand, so two inputs that differ only by them read the same: controls
+# that are not white space, the soft hyphen, zero-width spaces and word joiners, direction marks and
+# embeddings, the byte-order mark. Not the zero-width (non-)joiners, which change how Persian, Indic scripts
+# and emoji sequences are drawn. White space is left to str.split, which makes any run of it one space.
+_UNSEEN = re.compile(
+    r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\xad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+# Full-width forms of ASCII (U+FF01-FF5E), as Chinese and Japanese input methods type them: "１２" is "12".
+_FULL_WIDTH_TO_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+
+
 def normalise_text(text: str) -> str:
-    """Lower-case, whitespace-collapsed form used to compare texts for exact duplicates."""
-    return " ".join(text.lower().split())
+    """The form in which two texts are compared for exact duplicates (and prompts hashed): what a reader sees,
+    not how it was typed. Unseen characters dropped; canonical composition (NFC: a composed and a decomposed
+    "é" are one character); full-width ASCII read as ASCII; lower case; runs of white space (a no-break or an
+    ideographic space included) made one space. Not NFKC, which would also read "2³" as "23" and "x₁" as
+    "x1", nor full case folding, which would read "Maße" as "Masse": different texts must stay different."""
+    text = unicodedata.normalize("NFC", _UNSEEN.sub("", text))
+    return " ".join(text.translate(_FULL_WIDTH_TO_ASCII).lower().split())
 
 
 def nul_path(value: Any) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -199,6 +200,56 @@ def test_duplicates_are_caught_against_the_bank_and_within_a_batch(
     assert skipped["skipped"] == [1, 2] and [e["input"] for e in skipped["examples"]] == [fresh, "What is 7 x 8?"]
     kept = add(client, {"input": paraphrase}, on_duplicate="keep")
     assert kept["duplicates"][0]["duplicate_of"] == kite["id"] and len(kept["examples"]) == 1
+
+
+CREPES = "Zoë's café sells 12 crêpes an hour. How many crêpes does it sell in 3 hours?"
+# The same text as a reader sees it, typed another way. Full-width digits are the case the semantic check
+# missed too (the model reads "１２" apart from "12"): such a copy was stored.
+SAME_AS_READ = {
+    "decomposed accents (NFD)": unicodedata.normalize("NFD", CREPES),
+    "full-width digits": CREPES.replace("12", "１２").replace("3", "３"),
+    "a zero-width space inside a word": CREPES.replace("crêpes an", "crê\u200bpes an"),
+    "a soft hyphen": CREPES.replace("sells", "sel\u00adls"),
+    "a byte-order mark and a direction mark": "\ufeff" + CREPES.replace("How", "\u200eHow"),
+    "no-break and ideographic spaces, upper case": CREPES.upper().replace(" ", "\u00a0", 3).replace(" ", "\u3000", 2),
+}
+
+
+@pytest.mark.parametrize("variant", SAME_AS_READ.values(), ids=SAME_AS_READ.keys())
+def test_an_input_typed_differently_but_read_the_same_is_an_exact_duplicate(curation: Factory, variant: str) -> None:
+    client = curation()
+    [crepes] = add(client, {"input": CREPES, "output": "36"})["examples"]
+    refused = client.post("/v1/examples", json={"input": variant, "output": "36"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["duplicates"] == [
+        {"position": 0, "duplicate_of": crepes["id"], "similarity": 1.0, "kind": "exact"}
+    ]
+
+
+def test_a_batch_holding_one_text_typed_two_ways_is_refused(curation: Factory) -> None:
+    batch = {"examples": [{"input": "What is 9 x 7?"}, {"input": "ＷＨＡＴ is ９ x ７​?"}]}
+    refused = curation().post("/v1/examples", json=batch)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["duplicates"] == [
+        {"position": 1, "duplicate_of": "batch:0", "similarity": 1.0, "kind": "exact"}
+    ]
+
+
+def test_texts_that_read_differently_are_not_exact_duplicates(curation: Factory) -> None:
+    """Normalisation stops where the meaning could change: a superscript is not a digit (NFKC would say it is),
+    "ß" is not "ss" (full case folding would say it is), and a zero-width joiner changes how a word is drawn."""
+    client = curation()
+    for first, second in [
+        ("What is 2³ + 1?", "What is 23 + 1?"),
+        ("Was bedeutet Maße?", "Was bedeutet Masse?"),
+        (
+            "Which word is \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645?",
+            "Which word is \u0645\u06cc\u062e\u0648\u0627\u0647\u0645?",
+        ),
+    ]:
+        stored = add(client, {"examples": [{"input": first}, {"input": second}]}, on_duplicate="keep")
+        assert len(stored["examples"]) == 2
+        assert "exact" not in {d["kind"] for d in stored["duplicates"]}, (first, second)
 
 
 def test_batches_are_all_or_nothing_and_bounded(curation: Factory) -> None:

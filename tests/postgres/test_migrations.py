@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from fewshot_service.bank import SqlBank, migrate
+from fewshot_service.bank.base import input_hash
 from fewshot_service.bank.schema import metadata
 from fewshot_service.cli.main import app as cli
 from fewshot_service.errors import SchemaOutOfDate
@@ -90,6 +92,37 @@ def test_every_revision_goes_up_and_down_keeping_the_examples(bank: SqlBank) -> 
     assert after.state == "empty" and not (tables(bank) & set(metadata.tables))
     migrate.upgrade(bank.writer)
     assert migrate.schema_status(bank.writer).state == "current" and bank.count() == 0
+
+
+def test_revision_0006_rehashes_inputs_as_read_and_0005_back_as_typed(bank: SqlBank) -> None:
+    """A bank of revision 0005 hashed inputs lower-cased and space-collapsed only. Upgrading recomputes every
+    stored hash (in batches: more rows than one batch here) so that the exact check finds a copy typed another
+    way; downgrading restores the old hashes."""
+    migrate.upgrade(bank.writer, "0005")
+    texts = [f"What is {n} + {n}?" for n in range(2100)] + ["Zoë has １２ crê\u200bpes.", "\ufeffCAFÉ"]
+    bank.insert([ExampleCreate(input=t) for t in texts], np.ones((len(texts), 4), np.float32), "m", "a")
+
+    def as_typed(text: str) -> str:
+        return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()
+
+    def stored() -> dict[str, str]:
+        with bank.engine.connect() as conn:
+            return dict(conn.execute(text("SELECT input, input_hash FROM examples")).all())
+
+    with bank.engine.begin() as conn:  # as revision 0005's code wrote them
+        for value in texts[-2:]:
+            conn.execute(
+                text("UPDATE examples SET input_hash = :h WHERE input = :i"), {"h": as_typed(value), "i": value}
+            )
+    assert stored() == {t: as_typed(t) for t in texts}
+    assert bank.find_exact([input_hash("Zoë has 12 crêpes.")]) == {}
+
+    migrate.upgrade(bank.writer)
+    assert stored() == {t: input_hash(t) for t in texts}  # the head's hash, for every row
+    assert stored()["\ufeffCAFÉ"] == input_hash("café") and list(bank.find_exact([input_hash("Zoë has 12 crêpes.")]))
+
+    migrate.downgrade(bank.writer, "0005")
+    assert stored() == {t: as_typed(t) for t in texts}
 
 
 def make_pre_migration_bank(bank: SqlBank) -> str:

@@ -8,6 +8,7 @@ names the command to run. Schema changes never happen behind an operator's back 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,16 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _PG_MIGRATION_LOCK = 0x66657773  # "fews"
 
 State = Literal["empty", "current", "behind", "unversioned", "unknown"]
+
+
+def _not_a_context_announcement(record: logging.LogRecord) -> bool:
+    """Alembic announces its dialect and DDL mode ("Context impl SQLiteImpl.", "Will assume non-transactional
+    DDL.") whenever a migration context opens: four lines at every start and one or two more per status check,
+    telling an operator nothing. The lines of a migration that runs ("Running upgrade 0005 -> 0006") stay."""
+    return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_not_a_context_announcement)
 
 
 @dataclass(frozen=True)

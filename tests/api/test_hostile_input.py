@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fewshot_service.api import create_app
+from fewshot_service.bank.importer import import_file
 from fewshot_service.curation.types import ExampleQuery
 from fewshot_service.embedding import SentenceTransformerEmbedder
 from fewshot_service.errors import Conflict, EmbeddingError, InvalidInput
@@ -351,14 +352,27 @@ def test_text_with_a_visible_character_among_invisible_ones_is_kept(client: Test
     assert client.post("/v1/select", json={"prompt": "\u200b\u0645"}, headers=READER).status_code == 200
 
 
-def test_an_invisible_input_stored_before_the_rule_stays_readable(client: TestClient, service: FewshotService) -> None:
+def test_an_invisible_input_stored_before_the_rule_stays_readable(
+    client: TestClient, service: FewshotService, tmp_path: Path
+) -> None:
     """The rule is for what callers send: a bank that already holds such an input lists, exports and edits it."""
     example = first_example(client)
     with service.bank.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE examples SET input = ? WHERE id = ?", ("\u200b", example["id"]))
     assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json()["input"] == "\u200b"
     assert client.get("/v1/examples?limit=500", headers=CURATOR).status_code == 200
-    assert client.get("/v1/examples/export", headers=CURATOR).status_code == 200
+    exported = client.get("/v1/examples/export", headers=CURATOR)
+    assert exported.status_code == 200
+    [line] = [line for line in exported.text.splitlines() if json.loads(line)["id"] == example["id"]]
+    # ... and its export reads back in a restore (an admin's, and the CLI's), though a curated import refuses it
+    ndjson = {"content-type": "application/x-ndjson"}
+    curated = client.post("/v1/examples/import", content=line, headers={**CURATOR, **ndjson})
+    assert curated.status_code == 422 and "visible character" in curated.json()["error"]["errors"][0]["message"]
+    restored = client.post("/v1/examples/import?mode=restore", content=line, headers={**ADMIN, **ndjson}).json()
+    assert restored["errors"] == [] and restored["imported"] == 1, restored
+    (tmp_path / "export.jsonl").write_text(line + "\n")
+    assert import_file(service.bank, tmp_path / "export.jsonl").line_errors == []
+    assert client.get(f"/v1/examples/{example['id']}", headers=CURATOR).json()["input"] == "\u200b"
     mended = client.patch(f"/v1/examples/{example['id']}", json={"input": "What is 2 + 2?"}, headers=CURATOR)
     assert mended.status_code == 200 and mended.json()["input"] == "What is 2 + 2?"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..errors import ImportFileError
-from ..models import ExampleImport, Status, nul_path, nul_refusal
+from ..models import RESTORING, ExampleImport, Status, nul_path, nul_refusal
 from .protocol import ExampleBank, ImportCounts
 
 
@@ -58,10 +58,11 @@ def _undecodable(exc: UnicodeDecodeError) -> str:
     return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1})"
 
 
-def parse_line(line: str | bytes) -> ExampleImport | str:
-    """One JSONL line as a record, or why it is not one ("field: message")."""
+def parse_line(line: str | bytes, *, restore: bool = False) -> ExampleImport | str:
+    """One JSONL line as a record, or why it is not one ("field: message"). restore: the line is put back
+    as exported, so an input the bank held is taken even where a new one would be refused (models.RESTORING)."""
     try:
-        record = ExampleImport.model_validate_json(line)
+        record = ExampleImport.model_validate_json(line, context={RESTORING: restore})
     except ValidationError as exc:
         return describe(exc)
     # Refused as the API refuses it in a body (api/middleware/limits.py): PostgreSQL cannot store it.
@@ -71,7 +72,9 @@ def parse_line(line: str | bytes) -> ExampleImport | str:
     return record
 
 
-def parse_lines(path: Path, status: Status | None = None) -> Iterator[tuple[int, ExampleImport | str]]:
+def parse_lines(
+    path: Path, status: Status | None = None, *, restore: bool = False
+) -> Iterator[tuple[int, ExampleImport | str]]:
     """(line number, record) for good lines and (line number, reason) for bad ones; blank lines skipped."""
     try:
         handle = path.open("rb")
@@ -86,7 +89,7 @@ def parse_lines(path: Path, status: Status | None = None) -> Iterator[tuple[int,
                 continue
             if not line.strip():
                 continue
-            record = parse_line(line)
+            record = parse_line(line, restore=restore)
             if isinstance(record, str):
                 yield number, record
                 continue
@@ -116,7 +119,7 @@ def import_file(
     """
     report = ImportReport()
     if strict:
-        parsed = list(parse_lines(path, status if restore else None))
+        parsed = list(parse_lines(path, status if restore else None, restore=restore))
         bad = [(n, item) for n, item in parsed if isinstance(item, str)]
         if bad:
             raise ImportFileError(f"{path.name}: {len(bad)} bad line(s); nothing was imported", line_errors=bad)
@@ -127,7 +130,7 @@ def import_file(
         return report
     batch: list[tuple[int, ExampleImport]] = []
     lines_done = 0  # lines a write has covered, bad ones included, so the progress ends at the file's end
-    for number, item in parse_lines(path, status if restore else None):
+    for number, item in parse_lines(path, status if restore else None, restore=restore):
         if isinstance(item, str):
             report.line_errors.append((number, item))
             continue

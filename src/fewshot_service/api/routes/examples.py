@@ -131,7 +131,7 @@ async def import_examples(
             continue
         if not line.strip():
             continue
-        record = parse_line(line)
+        record = parse_line(line, restore=mode == "restore")
         if isinstance(record, str):
             report["errors"].append({"line": number, "message": record})
             continue

@@ -7,6 +7,7 @@ docs/api.md); the bounds live here once so the API, the importer and the CLI agr
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -90,7 +91,17 @@ _NOT_AN_INTEGER = _refuse_boolean("int_type", "Input should be a valid integer")
 _NOT_A_NUMBER = _refuse_boolean("float_type", "Input should be a valid number")
 Integer = Annotated[int, _NOT_AN_INTEGER]
 IntegerOrNull = Annotated[int | None, _NOT_AN_INTEGER]
-NumberOrNull = Annotated[float | None, _NOT_A_NUMBER]
+
+
+def _refuse_non_finite(value: Any) -> Any:
+    # NaN and the infinities (Python's json reads NaN and Infinity) would only be refused by a bound, with a
+    # message about the bound ("less than or equal to 5").
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return value
+
+
+NumberOrNull = Annotated[float | None, _NOT_A_NUMBER, BeforeValidator(_refuse_non_finite)]
 
 
 # The validation context key under which an import line is read as a restore (ExampleImport).
@@ -220,6 +231,16 @@ class LabelCreate(BaseModel):
     )
 
 
+class LabelSubmission(LabelCreate):
+    """A label as a caller sends it: with the version of the example it judged, when the caller knows it."""
+
+    version: IntegerOrNull = Field(
+        None, ge=1, le=MAX_VERSION,
+        description="The example version the annotator saw; if the example has changed since, the label is "
+        "refused (409, field version) rather than counted for content nobody judged.",
+    )  # fmt: skip
+
+
 class Label(LabelCreate):
     annotator: Annotator
     id: str
@@ -247,6 +268,10 @@ class ExampleUsage(BaseModel):
     served_kept: int = Field(description="All kept selections that included it (see FEWSHOT_SELECTION_RETENTION_DAYS).")
 
 
+# The fixed segments after /v1/examples/, which an example id must not be.
+ROUTE_WORDS = frozenset({"export", "import"})
+
+
 class ExampleImport(ExampleFields):
     """One line of a JSONL import: an Example as exported, with the service-owned fields optional."""
 
@@ -261,6 +286,14 @@ class ExampleImport(ExampleFields):
     version: IntegerOrNull = Field(None, ge=1, le=MAX_VERSION)
     labels: list[Label] = Field(default_factory=list, max_length=10_000)
     utility: ExampleUtility | None = Field(None, description="As exported; ignored (evidence stays in its bank).")
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_a_route(cls, value: str | None) -> str | None:
+        # GET /v1/examples/export is the export: an example stored under that id could not be read back.
+        if value in ROUTE_WORDS:
+            raise ValueError(f"{value!r} names the route /v1/examples/{value}; an example needs another id")
+        return value
 
     @field_validator("input")
     @classmethod
@@ -340,17 +373,22 @@ class SelectFilters(BaseModel):
         },
     )
 
-    topics: list[Topic] | None = Field(None, max_length=100)
+    # An empty list would match nothing and answer no examples without saying why (as an empty statuses
+    # list is refused): leave the filter out to match any.
+    topics: list[Topic] | None = Field(None, min_length=1, max_length=100)
     difficulty_min: IntegerOrNull = Field(None, ge=1, le=5)
     difficulty_max: IntegerOrNull = Field(None, ge=1, le=5)
-    sources: list[Source] | None = Field(None, max_length=10)
-    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="Examples with any of these tags.")
-    min_quality: float | None = Field(None, ge=0, le=5, strict=True)
+    sources: list[Source] | None = Field(None, min_length=1, max_length=10)
+    tags: list[Tag] | None = Field(
+        None, min_length=1, max_length=MAX_TAGS, description="Examples with any of these tags."
+    )
+    min_quality: float | None = Field(None, ge=0, le=5, strict=True, allow_inf_nan=False)
     min_predicted_quality: float | None = Field(
         None,
         ge=0,
         le=1,
         strict=True,
+        allow_inf_nan=False,
         description="Only examples the quality model scored at least this P(good); unscored ones are excluded.",
     )
     statuses: list[Status] = Field(default_factory=lambda: list(APPROVED_ONLY), min_length=1, max_length=10)
@@ -402,7 +440,9 @@ class SelectRequest(BaseModel):
         json_schema_extra={"enum": [*STRATEGY_NAMES, None]},
     )
     # strict: JSON true/false is not a number here (integers still are).
-    diversity: float | None = Field(None, ge=0.0, le=1.0, strict=True, description="0 is pure relevance.")
+    diversity: float | None = Field(
+        None, ge=0.0, le=1.0, strict=True, allow_inf_nan=False, description="0 is pure relevance."
+    )
     filters: SelectFilters = Field(default_factory=SelectFilters)
     exclude_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=1000)
     order: Order = "most_similar_last"
@@ -411,6 +451,7 @@ class SelectRequest(BaseModel):
         ge=0.0,
         le=1.0,
         strict=True,
+        allow_inf_nan=False,
         description="How strongly to prefer the topic estimated from the prompt's neighbours.",
     )
     difficulty_target: IntegerOrNull = Field(None, ge=1, le=5, description="Prefer examples near this difficulty.")
@@ -446,6 +487,7 @@ class SelectRequest(BaseModel):
         ge=0.0,
         le=5.0,
         strict=True,
+        allow_inf_nan=False,
         description="How strongly measured utility (from feedback) moves examples whose interval excludes 0; "
         "0 ignores it; default the service's.",
     )

@@ -297,6 +297,26 @@ def test_label_rules_and_errors(curation: Factory) -> None:
     assert [lab["verdict"] for lab in client.get(url).json()] == ["needs_fix"]  # labels are kept, append-only
 
 
+def test_a_label_given_on_a_version_edited_since_is_refused(curation: Factory) -> None:
+    """A curator approved output "56"; meanwhile someone changed it to "65": the approval must not count for
+    content nobody judged. A label that names the version it judged is checked against the example's."""
+    client = curation()
+    [example] = add(client, {"input": "What is 7 x 8?", "output": "56"})["examples"]
+    url = f"/v1/examples/{example['id']}/labels"
+    changed = client.patch(f"/v1/examples/{example['id']}", json={"output": "65"}).json()
+    assert changed["version"] == 2
+    stale = client.post(url, json={"annotator": "ann", "verdict": "approve", "score": 5, "version": 1})
+    assert stale.status_code == 409 and stale.json()["error"]["field"] == "version"
+    assert "at version 2, the label was given on version 1" in stale.json()["error"]["message"]
+    assert client.get(url).json() == [] and client.get(f"/v1/examples/{example['id']}").json()["status"] == "pending"
+    current = client.post(url, json={"annotator": "ann", "verdict": "approve", "score": 5, "version": 2})
+    assert current.status_code == 201 and "version" not in current.json()["label"]
+    unversioned = client.post(url, json={"annotator": "bob", "verdict": "approve", "score": 4})
+    assert unversioned.status_code == 201  # callers that do not send it label as before
+    refused = client.post(url, json={"annotator": "ann", "verdict": "approve", "version": 0})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "version"
+
+
 def test_unknown_ids_are_404(curation: Factory) -> None:
     client = curation()
     for method, path in [("GET", "/v1/examples/nope"), ("PATCH", "/v1/examples/nope"), ("DELETE", "/v1/examples/nope"),

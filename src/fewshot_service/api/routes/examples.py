@@ -25,7 +25,7 @@ from ...curation.types import (
     OnDuplicate,
 )
 from ...errors import Forbidden, ImportFileError, InvalidInput, PayloadTooLarge
-from ...models import Example, ExampleCreate, ExampleImport, ExampleUsage, Label, LabelCreate
+from ...models import Example, ExampleCreate, ExampleImport, ExampleUsage, Label, LabelCreate, LabelSubmission
 from ...selection.utility import public_utility
 from ..deps import Actor, CuratorDep
 from ..middleware.security import CurrentPrincipal, require
@@ -252,16 +252,17 @@ def example_history(example_id: ExampleId, curator: CuratorDep) -> list[HistoryE
     responses={**WITH_BODY, **errors(404, 409)},
 )
 def label_example(
-    example_id: ExampleId, label: LabelCreate, curator: CuratorDep, actor: Actor, principal: CurrentPrincipal
+    example_id: ExampleId, submitted: LabelSubmission, curator: CuratorDep, actor: Actor, principal: CurrentPrincipal
 ) -> LabelResult:
     """A curator's quality label; the example's status and quality follow from its labels (see README).
     With API keys on the annotator is the key's name: another name is 403 unless the key is admin (then
-    recorded_by names the admin). An item leased to another annotator is 409 unless the key is admin."""
-    who = annotating(principal, label.annotator)
-    label = label.model_copy(update={"annotator": who.annotator})
+    recorded_by names the admin). An item leased to another annotator is 409 unless the key is admin, and so
+    is a label whose `version` is not the example's current one (it was edited after the annotator saw it)."""
+    who = annotating(principal, submitted.annotator)
+    label = LabelCreate(**{**submitted.model_dump(exclude={"version"}), "annotator": who.annotator})
     return curator.label(
         example_id, label, actor if actor != "anonymous" else who.annotator, recorded_by=who.recorded_by,
-        override_lease=who.admin,
+        override_lease=who.admin, seen_version=submitted.version,
     )  # fmt: skip
 
 

@@ -4,9 +4,12 @@ or a 40 MB answer); each now gets a clear answer, and a refusal changes nothing.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import logging
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -436,3 +439,160 @@ def test_a_live_server_logs_an_unexpected_failure_once(app: FastAPI, captured: i
 
 def captured_handler(stream: io.StringIO) -> logging.Handler:
     return next(h for h in logging.getLogger().handlers if getattr(h, "stream", None) is stream)
+
+
+# -- 9. HTTP's own rules: HEAD, 405's Allow, a trailing slash, content codings, a client that leaves ----------
+def test_head_is_answered_wherever_get_is_without_a_body(app: FastAPI) -> None:
+    """Load balancers and uptime checks probe with HEAD; it was a 405 everywhere. Through uvicorn, so the
+    server's own handling of HEAD is part of what is checked."""
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        example_id = http.get("/v1/examples", headers=CURATOR).json()["examples"][0]["id"]
+        for path, headers in [("/healthz", {}), ("/readyz", {}), ("/metrics", {}), ("/v1/examples", CURATOR),
+                              (f"/v1/examples/{example_id}", CURATOR), ("/v1/examples/nope", CURATOR),
+                              ("/v1/examples", {})]:  # fmt: skip
+            got, head = http.get(path, headers=headers), http.head(path, headers=headers)
+            assert head.status_code == got.status_code, path
+            assert head.content == b"" and int(head.headers["content-length"]) == len(got.content) > 0, path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+        assert http.head(f"/v1/examples/{example_id}", headers=CURATOR).headers["etag"] == '"1"'
+        assert http.head("/v1/select", headers=READER).status_code == 405  # a POST route has no HEAD
+        # counted as HEAD, under the route's template like any other request
+        metrics = http.get("/metrics", headers=ADMIN).text
+        for route in ("/healthz", "/v1/examples/{example_id}"):
+            assert f'fewshot_http_requests_total{{method="HEAD",route="{route}",status="200"}}' in metrics, route
+
+
+def test_a_method_a_path_does_not_answer_is_a_405_listing_those_it_does(client: TestClient) -> None:
+    """RFC 9110 requires Allow on a 405; there was none, and Starlette would have named only the first route
+    of a path (GET /v1/examples, not its POST)."""
+    for method, path, allowed in [("PUT", "/v1/examples", "GET, HEAD, POST"), ("DELETE", "/v1/select", "POST"),
+                                  ("POST", "/v1/examples/abc", "DELETE, GET, HEAD, PATCH"),
+                                  ("OPTIONS", "/healthz", "GET, HEAD")]:  # fmt: skip
+        answer = client.request(method, path, headers=ADMIN)
+        assert answer.status_code == 405, (method, path)
+        assert answer.headers["allow"] == allowed, (method, path)
+        assert answer.json()["error"] == {
+            "code": "method_not_allowed", "field": None,
+            "message": f"{method} is not allowed on {path}; it answers {allowed}",
+        }  # fmt: skip
+
+
+def test_a_trailing_slash_is_a_404_naming_the_route(client: TestClient) -> None:
+    """It was a 307 with an empty body, which clients that do not follow a POST's redirect showed as a bare
+    status."""
+    example_id = first_example(client)["id"]
+    for method, path in [("POST", "/v1/select/"), ("GET", "/v1/examples/"), ("GET", f"/v1/examples/{example_id}/")]:
+        answer = client.request(method, path, json={"prompt": "2 + 2?"}, headers=ADMIN, follow_redirects=False)
+        assert answer.status_code == 404, path
+        assert answer.json()["error"]["message"] == f"no route at {path}; the route is {path.rstrip('/')}"
+    assert client.get("/nowhere/", headers=ADMIN).json()["error"]["message"] == "Not Found"
+    assert client.get("/ui", follow_redirects=False).status_code == 308  # the workbench's own redirect stays
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate, identity"])
+def test_a_body_in_a_content_coding_is_refused_naming_the_header(client: TestClient, coding: str) -> None:
+    """A gzip body was read as "not valid JSON", and a plain body labelled br was taken."""
+    before = bank_state(client)
+    body = json.dumps({"input": "What is 12 x 12?", "output": "144"}).encode()
+    sent = gzip.compress(body) if coding == "gzip" else body
+    json_type = {"content-type": "application/json", "content-encoding": coding}
+    ndjson = {**json_type, "content-type": "application/x-ndjson"}
+    for path, headers in [("/v1/examples", {**CURATOR, **json_type}), ("/v1/select", {**READER, **json_type}),
+                          ("/v1/examples/import", {**CURATOR, **ndjson})]:  # fmt: skip
+        answer = client.post(path, content=sent, headers=headers)
+        assert answer.status_code == 415, (path, answer.text)
+        error = answer.json()["error"]
+        assert error["field"] == "content-encoding" and repr(coding) in error["message"]
+        assert answer.headers["accept-encoding"] == "identity"
+    assert bank_state(client) == before
+    plain = client.post("/v1/select", json={"prompt": "2 + 2?"}, headers={**READER, "content-encoding": "identity"})
+    assert plain.status_code == 200
+
+
+def test_an_upload_cut_short_by_its_client_is_not_a_server_error(app: FastAPI, captured: io.StringIO) -> None:
+    """An import whose client went away mid-body (its file vanished, the process died) answered 500 and
+    logged a traceback: the client's departure counted as the server's failure."""
+    with live_server(app) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            line = json.dumps({"input": "Is 91 prime?", "output": "no, 7 x 13"}).encode() + b"\n"
+            raw.sendall(
+                b"POST /v1/examples/import HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+                + f"Authorization: {CURATOR['Authorization']}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+                + f"{len(line):x}\r\n".encode()
+                + line
+                + b"\r\n"
+            )
+            time.sleep(0.5)  # the server has read the first line when the client goes away
+        counted = 'fewshot_http_requests_total{method="POST",route="/v1/examples/import",status='
+        deadline, metrics = time.monotonic() + 20, ""
+        while time.monotonic() < deadline and counted not in metrics:
+            time.sleep(0.1)
+            metrics = httpx.get(f"{url}/metrics", headers=ADMIN, timeout=30).text
+    assert f'{counted}"400"}} 1.0' in metrics and f'{counted}"500"' not in metrics
+    assert tracebacks(captured) == []
+
+
+def test_a_restored_example_cannot_take_the_id_of_a_route(client: TestClient) -> None:
+    """An example restored as "export" was stored, and GET /v1/examples/export then served the export."""
+    lines = "\n".join(
+        json.dumps({"id": i, "input": f"Which route is {i}?", "output": i}) for i in ("export", "import", "exports")
+    )
+    answer = client.post("/v1/examples/import?mode=restore", content=lines,
+                         headers={**ADMIN, "content-type": "application/x-ndjson"})  # fmt: skip
+    report = answer.json()
+    assert report["created"] == 1 and [e["line"] for e in report["errors"]] == [1, 2], report
+    assert (
+        report["errors"][0]["message"]
+        == "id: 'export' names the route /v1/examples/export; an example needs another id"
+    )
+    assert client.get("/v1/examples/exports", headers=CURATOR).json()["output"] == "exports"
+
+
+# -- 10. messages that name the real problem ----------------------------------------------------------------
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused_as_not_finite(client: TestClient, number: str) -> None:
+    """Python's JSON reader takes NaN and Infinity; they were refused by a bound ("less than or equal to 1"),
+    which named the wrong problem."""
+    json_body = {"content-type": "application/json"}
+    for field, body in [
+        ("diversity", f'{{"prompt": "2 + 2?", "diversity": {number}}}'),
+        ("topic_preference", f'{{"prompt": "2 + 2?", "topic_preference": {number}}}'),
+        ("utility_weight", f'{{"prompt": "2 + 2?", "utility_weight": {number}}}'),
+        ("filters.min_quality", f'{{"prompt": "2 + 2?", "filters": {{"min_quality": {number}}}}}'),
+    ]:
+        answer = client.post("/v1/select", content=body, headers={**READER, **json_body})
+        assert answer.status_code == 422, (field, answer.text)
+        assert answer.json()["error"] == {
+            "code": "invalid_input", "field": field, "message": f"{field}: Input should be a finite number"
+        }  # fmt: skip
+    line = f'{{"id": "nan-quality", "input": "Is 2 prime?", "output": "yes", "quality": {number}}}'
+    report = client.post("/v1/examples/import?mode=restore", content=line,
+                         headers={**ADMIN, "content-type": "application/x-ndjson"})  # fmt: skip
+    assert report.json()["error"]["errors"] == [{"line": 1, "message": "quality: Input should be a finite number"}]
+
+
+@pytest.mark.parametrize("outcome", ["1.5", "-0.1", '"1"', "true", "NaN", '"ok"'])
+def test_a_wrong_outcome_is_told_what_an_outcome_is(client: TestClient, outcome: str) -> None:
+    """It was "Input should be 'success' or 'failure' (and 1 more problem(s))", even for 1.5."""
+    body = f'{{"selection_id": "s1", "outcome": {outcome}}}'
+    answer = client.post("/v1/feedback", content=body, headers={**READER, "content-type": "application/json"})
+    assert answer.status_code == 422
+    given = json.dumps(json.loads(outcome))
+    assert answer.json()["error"] == {
+        "code": "invalid_input", "field": "outcome",
+        "message": f'outcome: must be "success", "failure" or a number from 0 to 1, not {given}',
+    }  # fmt: skip
+
+
+def test_an_empty_filter_list_or_strategy_is_refused_not_read_as_nothing_or_the_default(client: TestClient) -> None:
+    """`"topics": []` answered no examples without saying why (an empty statuses list was already refused),
+    and `"strategy": ""` silently meant the default."""
+    for filters, field in [({"topics": []}, "filters.topics"), ({"sources": []}, "filters.sources"),
+                           ({"tags": []}, "filters.tags"), ({"statuses": []}, "filters.statuses")]:  # fmt: skip
+        answer = client.post("/v1/select", json={"prompt": "2 + 2?", "filters": filters}, headers=READER)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == field, answer.text
+    empty = client.post("/v1/select", json={"prompt": "2 + 2?", "strategy": ""}, headers=READER)
+    assert empty.status_code == 422 and empty.json()["error"]["field"] == "strategy"
+    assert "unknown strategy ''" in empty.json()["error"]["message"]
+    assert client.post("/v1/select", json={"prompt": "2 + 2?", "strategy": None}, headers=READER).status_code == 200

@@ -126,9 +126,10 @@ def test_select_on_first_use_prints_only_the_examples(env: dict[str, str], tmp_p
     on_torch = process("select", "Solve 6x = 42.", "-k", "1", env={**env, "FEWSHOT_EMBEDDING_BACKEND": "torch"})
     assert on_torch.returncode == 0 and on_torch.stderr == "", on_torch.stderr
     # -v shows what was hidden: the libraries' lines and the service's INFO lines, never a DEBUG one.
-    verbose = process("-v", "select", "Solve 5x = 35.", "-k", "1", "--strategy", "hybrid", env=env)
+    on_torch_env = {**env, "FEWSHOT_EMBEDDING_BACKEND": "torch"}
+    verbose = process("-v", "select", "Solve 5x = 35.", "-k", "1", "--strategy", "hybrid", env=on_torch_env)
     assert verbose.returncode == 0, verbose.stderr
-    assert "INFO alembic" in verbose.stderr and "INFO fewshot_service" in verbose.stderr
+    assert "INFO sentence_transformers" in verbose.stderr and "INFO fewshot_service" in verbose.stderr
     assert " DEBUG " not in verbose.stderr and "Loading weights" not in verbose.stderr
 
 

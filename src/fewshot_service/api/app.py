@@ -33,6 +33,7 @@ from .metrics import Metrics, time_embeddings
 from .middleware.bank_slots import BankSlots, reserve_threads
 from .middleware.limits import BodySizeLimit, ConcurrencyLimit, NoNulCharacters
 from .middleware.observe import Observe
+from .middleware.protocol import HeadAsGet, PlainBodiesOnly
 from .middleware.ratelimit import RateLimiter
 from .openapi import TAGS, explicit_operation_id, install_openapi
 from .query import single_valued_query
@@ -197,6 +198,8 @@ def create_app(
     app.add_middleware(
         ConcurrencyLimit, max_in_flight=settings.max_in_flight, queue_timeout=settings.queue_timeout_seconds
     )
+    app.add_middleware(PlainBodiesOnly)
+    app.add_middleware(HeadAsGet)
     # Added last, so outermost: it sees (and counts, and logs) every answer, the limits' included.
     app.add_middleware(Observe, metrics=app.state.metrics, routes=app.router.routes)
     for router in (select.router, examples.router, review.router, health.router, admin.router, expand.router):

@@ -8,7 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from ..errors import BankUnavailable, FewshotError
 
@@ -117,13 +120,46 @@ async def _fewshot_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers() or None, details)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
+    if exc.status_code == 404 and (without_slash := _route_without_trailing_slash(request)) is not None:
+        return error_response(404, "not_found", f"no route at {request.url.path}; the route is {without_slash}")
     # FastAPI answers 400 for a body its JSON parser gave up on for a reason other than a syntax error
     # (nesting deeper than the parser's recursion allows): the body's fault, like invalid JSON.
-    codes = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    codes = {400: "invalid_json", 404: "not_found", 413: "payload_too_large"}
     field = "body" if exc.status_code in (400, 413) else None
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), field)
+
+
+def _method_not_allowed(request: Request) -> JSONResponse:
+    """405 with the Allow header RFC 9110 requires, listing every method the path answers: Starlette names
+    only the first route that matched the path (GET /v1/examples, not also its POST), and FastAPI's handler
+    dropped even that."""
+    allowed: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):  # included routers' routes, one by one
+        if route.methods and route.matches(request.scope)[0] != Match.NONE:
+            allowed |= route.methods
+    if "GET" in allowed:
+        allowed.add("HEAD")  # middleware/protocol.py answers HEAD wherever GET is answered
+    listed = ", ".join(sorted(allowed))
+    message = f"{request.method} is not allowed on {request.url.path}; it answers {listed}"
+    return error_response(405, "method_not_allowed", message, headers={"Allow": listed})
+
+
+def _route_without_trailing_slash(request: Request) -> str | None:
+    """The path without its trailing slash when a route answers that, else None. The router does not redirect
+    ("/v1/select/" to "/v1/select"): its 307 had an empty body, which clients showed as a bare status, and a
+    client that does not follow redirects for a POST learnt nothing from it."""
+    path = request.url.path
+    if len(path) < 2 or not path.endswith("/"):
+        return None
+    scope = {**request.scope, "path": path.rstrip("/") or "/"}
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.matches(scope)[0] != Match.NONE:
+            return str(scope["path"])
+    return None
 
 
 def unexpected_error(exc: BaseException, request_id: str) -> JSONResponse:
@@ -137,7 +173,17 @@ def unexpected_error(exc: BaseException, request_id: str) -> JSONResponse:
     return error_response(500, "internal_error", message, details={"request_id": request_id})
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The client closed the connection before its body was complete (a streamed import cut short, an upload
+    whose file went missing). Nobody reads this answer; it keeps the access log and the metrics from counting
+    the client's departure as the server's failure (it was a 500 with a traceback)."""
+    message = "the connection was closed before the whole request body arrived"
+    return error_response(400, "incomplete_body", message, "body")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.router.redirect_slashes = False  # see _route_without_trailing_slash
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(FewshotError, _fewshot_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -168,7 +168,9 @@ def select_(
                 k=k,
                 strategy=strategy,
                 diversity=diversity,
-                filters=SelectFilters(topics=topic, difficulty_min=difficulty_min, difficulty_max=difficulty_max),
+                filters=SelectFilters(
+                    topics=topic or None, difficulty_min=difficulty_min, difficulty_max=difficulty_max
+                ),
             )
         except ValidationError as exc:
             raise FewshotError(describe(exc)) from exc

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
+from pydantic_core import PydanticCustomError
 
 # Strict: a JSON true is not an outcome of 1 (integers 0 and 1 still are).
-Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True, allow_inf_nan=False)]
+OUTCOME_REFUSAL = 'must be "success", "failure" or a number from 0 to 1'
 
 
 class FeedbackCreate(BaseModel):
@@ -18,6 +21,18 @@ class FeedbackCreate(BaseModel):
         description='"success" (1), "failure" (0), or a score in [0, 1] (a grader\'s, a thumbs-up rate).'
     )
     note: str | None = Field(None, max_length=2000)
+
+    @field_validator("outcome", mode="wrap")
+    @classmethod
+    def _one_message(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> str | float:
+        # Without this a wrong outcome is answered with the first member's complaint ("should be 'success' or
+        # 'failure'"), even for 1.5, whose problem is its range.
+        try:
+            outcome: str | float = handler(value)
+        except ValidationError:
+            given = json.dumps(value, default=str)[:100]  # as the caller wrote it: true, not True
+            raise PydanticCustomError("outcome", f"{OUTCOME_REFUSAL}, not {given}") from None
+        return outcome
 
     def score(self) -> float:
         if self.outcome == "success":

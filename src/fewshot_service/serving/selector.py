@@ -149,7 +149,8 @@ class Selector:
         )
 
     def _strategy(self, request: SelectRequest) -> Strategy:
-        name = request.strategy or self.settings.default_strategy
+        # Only an absent strategy means the default: "" is a mistake to name, not a request for it.
+        name = request.strategy if request.strategy is not None else self.settings.default_strategy
         strategy = STRATEGIES.get(name)
         if strategy is None:
             raise InvalidInput(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}", field="strategy")

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 
+from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -101,8 +102,7 @@ class Observe:
         if route is not None and hasattr(route, "path"):
             return str(route.path)
         # Answered before routing (413, 503): find the route the request was for.
-        for candidate in self.routes:
-            match, _ = candidate.matches(scope)
-            if match == Match.FULL and hasattr(candidate, "path"):
+        for candidate in iter_route_contexts(self.routes):  # an included router's routes, one by one
+            if candidate.path is not None and candidate.matches(scope)[0] == Match.FULL:
                 return str(candidate.path)
         return UNMATCHED

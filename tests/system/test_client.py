@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import re
+import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -14,6 +17,7 @@ import pytest
 from fewshot_service.client import (
     AsyncFewshotClient,
     Conflict,
+    FewshotAPIError,
     FewshotClient,
     Forbidden,
     NotFound,
@@ -34,8 +38,13 @@ PROMPT = "Maria buys 3 notebooks at $4 each and a pen for $2. How much does she 
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with fewshot_serve(tmp_path_factory.mktemp("client")) as base_url:
+def server_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("client")
+
+
+@pytest.fixture(scope="module")
+def url(server_root: Path) -> Iterator[str]:
+    with fewshot_serve(server_root) as base_url:
         yield base_url
 
 
@@ -234,3 +243,87 @@ def test_the_readme_openai_example_puts_the_shots_between_system_and_user(
     shots = FewshotClient(url, KEY_OF["reader"]).select(question, k=4, format="messages").messages or []
     assert sent[0]["role"] == "system" and sent[-1]["role"] == "user"
     assert sent[1:-1] == [turn.model_dump() for turn in shots] and len(shots) == 8
+
+
+def test_an_id_is_one_path_segment_and_never_reaches_another_route(url: str, curator: FewshotClient) -> None:
+    admin_headers = {"Authorization": f"Bearer {KEY_OF['admin']}"}
+    made = httpx.post(f"{url}/v1/admin/keys", json={"name": "id-probe", "role": "reader"}, headers=admin_headers)
+    assert made.status_code == 201
+    with FewshotClient(url, KEY_OF["admin"]) as admin, pytest.raises(ValidationFailed) as refused:
+        admin.delete(f"../admin/keys/{made.json()['id']}")  # revoked the key before
+    assert refused.value.field == "example_id"
+    with FewshotClient(url, made.json()["key"]) as prober:
+        assert len(prober.select(PROMPT, k=1).examples) == 1  # the key still works
+    added = curator.add({"input": "Which whole number lies between 7 and 9?", "output": "8"})
+    labelled = curator.label(added.id, {"verdict": "approve", "score": 4})
+    with pytest.raises(ValidationFailed):  # the server decodes %2F before routing: this withdrew the label
+        curator.delete(f"{added.id}/labels/{labelled.label.id}")
+    assert curator.labels(added.id)[0].withdrawn_at is None and curator.get(added.id).id == added.id
+    for lookalike in (f"{added.id}?b=c", f"{added.id}#top", f"{added.id} ", "..", "."):
+        with pytest.raises(NotFound):  # fetched the example itself, or another route, before
+            curator.get(lookalike)
+    with pytest.raises(ValidationFailed) as export:
+        curator.get("export")  # downloaded the whole export, then a raw pydantic error
+    assert export.value.field == "example_id"
+    with pytest.raises(ValidationFailed) as empty:
+        curator.get("")  # "307 http_error" before
+    assert empty.value.field == "example_id"
+    with pytest.raises(FewshotAPIError):
+        curator.get("\x00")  # httpx.InvalidURL before; now sent as %00 and answered
+
+
+def _get_in_a_worker(url: str, example_id: str) -> str:
+    with FewshotClient(url, KEY_OF["curator"]) as client:
+        return client.get(example_id).id
+
+
+def test_an_error_raised_in_a_worker_process_reaches_the_caller_whole(url: str) -> None:
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that may run threads
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        with pytest.raises(NotFound) as missing:  # could not be unpickled: BrokenProcessPool before
+            pool.submit(_get_in_a_worker, url, "no-such-example").result(timeout=60)
+        assert (missing.value.status, missing.value.code, missing.value.field) == (404, "not_found", "id")
+        assert missing.value.request_id and "no-such-example" in missing.value.message
+        with pytest.raises(NotFound):
+            pool.submit(_get_in_a_worker, url, "still-no-such-example").result(timeout=60)  # the pool lives on
+
+
+def test_add_takes_one_example_and_skips_a_duplicate_as_none(curator: FewshotClient) -> None:
+    question = {"input": "How many sides does a heptagon have?", "output": "7"}
+    stored = curator.add(question)
+    assert curator.add(question, on_duplicate="skip") is None  # IndexError before
+    assert curator.add(question, on_duplicate="keep").id != stored.id
+    batch = {"examples": [{"input": "Batch via add: what is 3 cubed?"}, {"input": "Batch via add: what is 2 cubed?"}]}
+    with pytest.raises(ValidationFailed) as refused:  # stored both and returned the first before
+        curator.add(batch)
+    assert refused.value.field == "examples" and "add_many()" in refused.value.message
+    assert curator.list_examples(q="Batch via add").examples == []
+
+
+def test_import_checks_the_file_before_uploading_and_takes_a_mode(
+    url: str, server_root: Path, curator: FewshotClient, tmp_path: Path
+) -> None:
+    log = server_root / "server.log"
+
+    def imports_seen() -> int:
+        return log.read_text().count("/v1/examples/import")
+
+    before = imports_seen()
+    with pytest.raises(FileNotFoundError) as missing:
+        curator.import_jsonl(tmp_path / "bank.jsonl")
+    assert missing.value.filename == str(tmp_path / "bank.jsonl")
+    assert curator.import_jsonl(b'{"input": "Imported after a missing file: name a prime."}\n')["imported"] == 1
+    deadline = time.monotonic() + 5
+    while imports_seen() < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert imports_seen() == before + 1  # the missing file's upload never started (it did, and broke, before)
+    line = {"id": "restored-by-client", "input": "Restored: what is 9 x 9?", "output": "81", "status": "approved"}
+    with pytest.raises(Forbidden) as curator_restores:
+        curator.import_jsonl([line], mode="restore")
+    assert curator_restores.value.field == "mode"
+    with FewshotClient(url, KEY_OF["admin"]) as admin:
+        report = admin.import_jsonl([line], mode="restore")
+        assert report["mode"] == "restore" and report["imported"] == 1
+        restored = admin.get("restored-by-client")  # its own id and status: curate gives new ones
+    assert restored.status == "approved" and restored.output == "81"

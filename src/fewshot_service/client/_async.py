@@ -22,9 +22,9 @@ from ..feedback.types import FeedbackReceipt
 from ..models import Example, Label, PartialSelectResponse, SelectableField, SelectRequest, SelectResponse
 from . import _calls
 from ._calls import Body, Call, ImportBody, ImportSource
-from ._config import connection_settings
-from ._http import NO_RETRIES, Attempts, RetryPolicy
-from .errors import FewshotConnectionError, error_from_response
+from ._config import checked_timeout, connection_settings
+from ._http import NO_RETRIES, Attempts, RetryPolicy, connection_error, reading_stream
+from .errors import error_from_response
 
 T = TypeVar("T")
 
@@ -47,6 +47,7 @@ class AsyncFewshotClient:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         url, headers = connection_settings(base_url, api_key)
+        timeout = checked_timeout(timeout)
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout)
@@ -74,7 +75,13 @@ class AsyncFewshotClient:
     ) -> SelectResponse | PartialSelectResponse:
         return await self._run(_calls.select(prompt, fields, options))
 
-    async def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example:
+    @overload
+    async def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example: ...
+
+    @overload
+    async def add(self, example: Body, *, on_duplicate: Literal["skip"]) -> Example | None: ...
+
+    async def add(self, example: Body, *, on_duplicate: Literal["reject", "skip", "keep"] = "reject") -> Example | None:
         return await self._run(_calls.add(example, on_duplicate))
 
     async def add_many(
@@ -142,15 +149,18 @@ class AsyncFewshotClient:
     async def export(self, **filters: Any) -> AsyncIterator[ExampleRecord]:
         response = await self._send(_calls.export(filters), stream=True)
         try:
-            async for line in response.aiter_lines():
-                if line.strip():
-                    yield ExampleRecord.model_validate_json(line)
+            with reading_stream():
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield ExampleRecord.model_validate_json(line)
         finally:
             await response.aclose()
 
-    async def import_jsonl(self, source: ImportSource) -> dict[str, Any]:
+    async def import_jsonl(
+        self, source: ImportSource, *, mode: Literal["curate", "restore"] = "curate"
+    ) -> dict[str, Any]:
         body = ImportBody(source)
-        call = _calls.import_call()
+        call = _calls.import_call(mode)
         policy = self.retry if body.replayable else NO_RETRIES
         return call.parse(await self._send(call, content=body.chunks, policy=policy))
 
@@ -187,10 +197,10 @@ class AsyncFewshotClient:
             )
             try:
                 response = await self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 wait = attempts.wait_after_transport_error(call.method, call.path)
                 if wait is None:
-                    raise FewshotConnectionError(0, "connection_error", str(exc) or type(exc).__name__) from exc
+                    raise connection_error(exc) from exc
                 await asyncio.sleep(wait)
                 continue
             if response.is_success:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
+from .errors import FewshotConnectionError
 
 RETRIED_STATUSES = frozenset({429, 503})
 # Read-only calls, safe to send again when the connection failed midway (the server may have done the work).
@@ -79,3 +83,21 @@ class Attempts:
         wait = asked if asked is not None else self.policy.backoff(self.made)
         # A wait that would overrun the time budget is not worth starting: the caller gets the error now.
         return wait if time.monotonic() + wait <= self.deadline else None
+
+
+def connection_error(exc: httpx.RequestError) -> FewshotConnectionError:
+    """The documented error for a request httpx could not complete (refused, timed out, cut off)."""
+    return FewshotConnectionError(
+        0, "connection_error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    )
+
+
+@contextmanager
+def reading_stream() -> Iterator[None]:
+    """Around reading a streamed answer (export): a timeout or disconnect midway is not retried (lines were
+    already handed out) but raised as the documented FewshotConnectionError, not as httpx's own exception.
+    A plain `with` serves the async client too: the errors of the awaits inside pass through it."""
+    try:
+        yield
+    except httpx.RequestError as exc:
+        raise connection_error(exc) from exc

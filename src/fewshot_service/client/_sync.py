@@ -24,9 +24,9 @@ from ..models import Example, Label, PartialSelectResponse, SelectableField, Sel
 from . import _calls
 from ._async import AsyncFewshotClient
 from ._calls import Body, Call, ImportBody, ImportSource
-from ._config import connection_settings
-from ._http import NO_RETRIES, Attempts, RetryPolicy
-from .errors import FewshotConnectionError, error_from_response
+from ._config import checked_timeout, connection_settings
+from ._http import NO_RETRIES, Attempts, RetryPolicy, connection_error, reading_stream
+from .errors import error_from_response
 
 T = TypeVar("T")
 
@@ -44,6 +44,7 @@ class FewshotClient:
         http: httpx.Client | None = None,
     ) -> None:
         url, headers = connection_settings(base_url, api_key)
+        timeout = checked_timeout(timeout)
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
         self._http = http or httpx.Client(base_url=url, headers=headers, timeout=timeout)
@@ -83,8 +84,15 @@ class FewshotClient:
         return self._run(_calls.select(prompt, fields, options))
 
     # -- curation ---------------------------------------------------------------------------------------
-    def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example:
-        """Add one example (pending unless its status says otherwise); 409 Conflict on a duplicate."""
+    @overload
+    def add(self, example: Body, *, on_duplicate: Literal["reject", "keep"] = "reject") -> Example: ...
+
+    @overload
+    def add(self, example: Body, *, on_duplicate: Literal["skip"]) -> Example | None: ...
+
+    def add(self, example: Body, *, on_duplicate: Literal["reject", "skip", "keep"] = "reject") -> Example | None:
+        """Add one example (pending unless its status says otherwise); 409 Conflict on a duplicate, or with
+        on_duplicate="skip" None (nothing stored; add_many names the duplicate). A batch goes to add_many."""
         return self._run(_calls.add(example, on_duplicate))
 
     def add_many(
@@ -155,15 +163,17 @@ class FewshotClient:
 
     def export(self, **filters: Any) -> Iterator[ExampleRecord]:
         """The matching examples with their labels, read line by line as the server streams them."""
-        with self._open(_calls.export(filters), stream=True) as response:
+        with self._open(_calls.export(filters), stream=True) as response, reading_stream():
             for line in response.iter_lines():
                 if line.strip():
                     yield ExampleRecord.model_validate_json(line)
 
-    def import_jsonl(self, source: ImportSource) -> dict[str, Any]:
-        """Upload JSONL (bytes, a file path, or records), streamed; returns {"imported", "errors"}."""
+    def import_jsonl(self, source: ImportSource, *, mode: Literal["curate", "restore"] = "curate") -> dict[str, Any]:
+        """Upload JSONL (bytes, a file path, or records), streamed; returns the report ("imported", "errors",
+        ...). mode="restore" (admin keys) reproduces an export exactly, labels and dates included; a missing
+        file is FileNotFoundError before anything is sent."""
         body = ImportBody(source)
-        call = _calls.import_call()
+        call = _calls.import_call(mode)
         policy = self.retry if body.replayable else NO_RETRIES
         return call.parse(self._send(call, content=body.chunks, policy=policy))
 
@@ -211,10 +221,10 @@ class FewshotClient:
             )
             try:
                 response = self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 wait = attempts.wait_after_transport_error(call.method, call.path)
                 if wait is None:
-                    raise FewshotConnectionError(0, "connection_error", str(exc) or type(exc).__name__) from exc
+                    raise connection_error(exc) from exc
                 time.sleep(wait)
                 continue
             if response.is_success:

@@ -28,6 +28,31 @@ class FewshotAPIError(Exception):
         self.request_id = request_id
         self.details = details or {}  # members beyond code/message/field, e.g. the duplicates of a 409
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls cls(*self.args), the one formatted text, which __init__ cannot take: a
+        # ProcessPoolExecutor worker's error then broke the pool. Rebuild from the attributes instead; the
+        # state (__dict__) brings back the rest, notes and attributes set later included.
+        rebuilt = (type(self), self.status, self.code, self.message, self.field, self.request_id, self.details)
+        return _rebuild, rebuilt, self.__dict__
+
+
+def _rebuild(
+    kind: type[FewshotAPIError],
+    status: int,
+    code: str,
+    message: str,
+    field: str | None,
+    request_id: str | None,
+    details: dict[str, Any],
+) -> FewshotAPIError:
+    return kind(status, code, message, field=field, request_id=request_id, details=details)
+
+
+def refused(field: str, problem: str) -> ValidationFailed:
+    """The 422 the service would answer, raised before sending for what the client can tell is wrong itself
+    (request_id None: nothing was sent). Named like the service's: field dotted, message "field: problem"."""
+    return ValidationFailed(422, "invalid_input", f"{field}: {problem}", field=field)
+
 
 class Unauthorized(FewshotAPIError):
     """401: no API key, or one the service does not know."""

@@ -1,7 +1,7 @@
 """LangChain: FewshotExampleSelector, a drop-in for SemanticSimilarityExampleSelector and
 MaxMarginalRelevanceExampleSelector that takes its examples from the service (langchain-core only).
 
-    selector = FewshotExampleSelector(k=4, strategy="mmr", diversity=0.3, filters={"topics": ["rates"]})
+    selector = FewshotExampleSelector(k=4, strategy="mmr", diversity=0.3, filters={"topics": ["arithmetic"]})
     prompt = FewShotPromptTemplate(example_selector=selector, example_prompt=..., suffix=..., input_variables=[...])
 """
 

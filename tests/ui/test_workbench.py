@@ -21,6 +21,7 @@ from .workbench import (
     Workbench,
     chromium,
     current_item,
+    guarded_page,
     p50,
     serve_workbench,
     sign_in,
@@ -30,7 +31,6 @@ from .workbench import (
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)")
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts" / "ui"
 XSS = "<img src=x onerror=alert(1)>"
-WIDE = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +48,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=WIDE)
-    opened = context.new_page()
-    dialogs: list[str] = []
-    # Any alert/confirm/prompt would be the page running something it should not: recorded and failed on.
-    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    urls: list[str] = []
-    opened.on("request", lambda request: urls.append(request.url))
-    yield opened
-    context.close()
-    assert not dialogs, f"a dialog opened: {dialogs}"
-    assert not errors, f"script errors: {errors}"
-    assert not [u for u in urls if any(key in u for key in ALL_KEYS)], "an API key appeared in a URL"
+    with guarded_page(browser) as opened:
+        yield opened
 
 
 def shot(page: Page, name: str) -> None:

@@ -97,3 +97,11 @@ def test_me_names_the_key_and_its_role(client: TestClient) -> None:
 def test_me_without_keys_is_the_anonymous_admin(tmp_path: Path) -> None:
     with client_for(tmp_path, api_keys=None) as keyless:
         assert keyless.get("/v1/me").json() == {"name": "anonymous", "role": "admin", "auth_enabled": False}
+        assert keyless.get("/ui/keys.json").json() == {"auth_enabled": False}
+
+
+def test_the_page_learns_whether_keys_are_needed_without_a_key(client: TestClient) -> None:
+    """So that it shows the key form at once, rather than asking /v1/me to be refused."""
+    answer = client.get("/ui/keys.json")
+    assert answer.status_code == 200 and answer.json() == {"auth_enabled": True}
+    assert "default-src 'self'" in answer.headers["content-security-policy"]

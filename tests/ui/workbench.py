@@ -28,6 +28,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SECOND_CURATOR = ("dana-secret-0123456789", "curator", "dana")
 SPEC = ",".join(f"{key}:{role}:{name}" for key, (role, name) in KEYS.items()) + ",{}:{}:{}".format(*SECOND_CURATOR)
 ALL_KEYS = [*KEYS, SECOND_CURATOR[0]]
+WIDE = {"width": 1280, "height": 800}
 
 
 @dataclass
@@ -126,3 +127,22 @@ def verdict_latencies(page: Page, items: int) -> list[float]:
 
 def p50(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@contextmanager
+def guarded_page(browser: Browser) -> Iterator[Page]:
+    """A page in a fresh context that fails its test on any dialog the test did not handle (the page running
+    something it should not), any script error, and an API key appearing in a URL."""
+    context = browser.new_context(viewport=WIDE)
+    opened = context.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    urls: list[str] = []
+    opened.on("request", lambda request: urls.append(request.url))
+    yield opened
+    context.close()
+    assert not dialogs, f"a dialog opened: {dialogs}"
+    assert not errors, f"script errors: {errors}"
+    assert not [u for u in urls if any(key in u for key in ALL_KEYS)], "an API key appeared in a URL"

@@ -12,7 +12,8 @@ from importlib.resources import files
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import NotFound
 from ..settings import Settings
@@ -54,6 +55,15 @@ def ui_root() -> RedirectResponse:
 @router.get("/ui/")
 def ui_page() -> Response:
     return _answer(packaged("static/index.html"), "text/html; charset=utf-8")
+
+
+@router.get("/ui/keys.json")
+async def ui_keys(request: Request) -> Response:
+    """Whether the service asks for API keys: the page shows the right sign-in form before anyone signed in,
+    instead of calling /v1/me to be refused (a 401 in the console). /v1/me tells anyone as much."""
+    auth = request.app.state.auth
+    enabled = auth.enabled() if auth.settled() else await run_in_threadpool(auth.enabled)
+    return JSONResponse({"auth_enabled": enabled}, headers=HEADERS)
 
 
 @router.get("/ui/static/{name}")

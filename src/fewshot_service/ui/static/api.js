@@ -14,6 +14,11 @@ export class ApiError extends Error {
   }
 }
 
+// An example deleted (by someone else): the service answers 404 to reading it, 409 (field id) to writing to it.
+export function isDeleted(error) {
+  return error instanceof ApiError && (error.status === 404 || (error.status === 409 && error.field === "id"));
+}
+
 export const session = {
   get key() { return sessionStorage.getItem(KEY) || ""; },
   get name() { return sessionStorage.getItem(NAME) || ""; },
@@ -49,6 +54,8 @@ export async function call(method, path, { body, extraHeaders } = {}) {
     init.headers["Content-Type"] = "application/json";
   }
   const response = await fetch(path, init);
+  // A key refused mid-session: the shell takes the curator back to the sign-in form.
+  if (response.status === 401 && session.key) window.dispatchEvent(new Event("fewshot:unauthorized"));
   if (response.status === 204) return null;
   const type = response.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await response.json() : null;

@@ -14,7 +14,19 @@ const who = document.getElementById("who");
 const signOut = document.getElementById("sign-out");
 const notice = document.getElementById("notice");
 let me = null;
-let leave = null;  // the current page's clean-up (key handlers, timers, lease release)
+// The page showing: its AbortController and the promise of its clean-up. Aborting removes the page's
+// listeners at once and tells its pending work not to render, so a page left mid-load never acts on a key.
+let current = null;
+
+// Stops the showing page at once, then waits for its clean-up (lease release).
+async function leavePage() {
+  if (!current) return;
+  const { controller, shown } = current;
+  current = null;
+  controller.abort();
+  const done = await shown;
+  if (done) await done();
+}
 
 export function say(message, kind = "info") {
   notice.hidden = !message;
@@ -43,6 +55,12 @@ function signInForm(problem, keyless = false) {
       h("button", { type: "submit" }, "Sign in"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    // A key is printable ASCII; anything else was pasted by mistake (and fetch could not even send it).
+    if (/[^\x21-\x7e]/.test(key.value.trim())) {
+      signInForm("That key holds characters an API key never has (keys are ASCII letters, digits and signs): "
+        + "check what was pasted.");
+      return;
+    }
     // Without keys an empty name still signs in: the work is recorded as "anonymous".
     session.signIn(key.value.trim(), name.value.trim() || (key.value.trim() ? "" : "anonymous"));
     start();
@@ -51,7 +69,17 @@ function signInForm(problem, keyless = false) {
   (keyless ? name : key).focus();
 }
 
+function showSignedOut() {
+  me = null;
+  nav.hidden = true; signOut.hidden = true; who.textContent = "";
+}
+
 async function start() {
+  if (!session.key && !session.name) {
+    // Nobody signed in yet: ask the page's own route whether keys are needed, rather than /v1/me (a 401).
+    const keys = await fetch("/ui/keys.json", { cache: "no-store" }).then((answer) => answer.json()).catch(() => null);
+    if (keys && keys.auth_enabled) { signInForm(""); return; }
+  }
   try {
     me = await call("GET", "/v1/me");
   } catch (error) {
@@ -59,7 +87,7 @@ async function start() {
       ? (session.key ? "That key is unknown or revoked." : "This server needs an API key.")
       : `Cannot reach the service: ${error.message}`;
     session.signOut();
-    nav.hidden = true; signOut.hidden = true; who.textContent = "";
+    showSignedOut();
     signInForm(why);
     return;
   }
@@ -79,7 +107,16 @@ async function start() {
 
 async function route() {
   if (!me) return;
-  if (leave) { const done = leave; leave = null; await done(); }
+  if (current && current.unsaved && current.unsaved()
+      && !confirm("This page has unsaved changes. Leave it and lose them?")) {
+    history.replaceState(null, "", current.url);  // stay, and put its address back without another hashchange
+    return;
+  }
+  const leaving = leavePage();  // aborts the showing page before anything else runs
+  const mine = { controller: new AbortController(), shown: null, url: location.href, unsaved: null };
+  current = mine;
+  await leaving;
+  if (current !== mine) return;  // a newer navigation started while the last page was cleaning up
   say("");
   if (!me.may("curator")) {
     clear(main).append(h("section", { class: "card" }, h("h1", {}, "Read-only key"),
@@ -95,16 +132,36 @@ async function route() {
     else link.removeAttribute("aria-current");
   }
   clear(main);
-  leave = (await page.show(main, { me, say, route: name, args: rest.map(decodeURIComponent),
-    params: new URLSearchParams(search || "") })) || null;
+  const { signal } = mine.controller;
+  // A page's late notices (a fetch answering after it was left) are dropped: they would describe another page.
+  const sayHere = (...args) => { if (!signal.aborted) say(...args); };
+  // guard(fn): a page with an edit in progress tells the shell how to know it has unsaved changes.
+  const guard = (unsaved) => { mine.unsaved = unsaved; };
+  mine.shown = page.show(main, { me, say: sayHere, signal, guard, route: name, args: rest.map(decodeURIComponent),
+    params: new URLSearchParams(search || "") })
+    .catch((error) => { if (!signal.aborted) say(error.message, "error"); return null; });
 }
 
 signOut.addEventListener("click", async () => {
-  if (leave) { const done = leave; leave = null; await done(); }
+  await leavePage();
   const keyless = Boolean(me && !me.auth_enabled);
-  session.signOut(); me = null;
-  nav.hidden = true; signOut.hidden = true; who.textContent = "";
+  session.signOut();
+  showSignedOut();
   signInForm("", keyless);
 });
+// The key was revoked (or the server restarted with other keys) mid-session: back to signing in, saying why.
+window.addEventListener("fewshot:unauthorized", () => {
+  if (!me) return;  // while signing in, start() says why itself
+  const leaving = leavePage();  // stops the page at once; its lease release fails without a key, harmlessly
+  session.signOut();
+  showSignedOut();
+  say("");
+  signInForm("Your key is no longer accepted (revoked or unknown): sign in again with a valid key.");
+  leaving.catch(() => {});
+});
 window.addEventListener("hashchange", route);
+// A reload or closing the tab with unsaved changes: the browser asks its own question.
+window.addEventListener("beforeunload", (event) => {
+  if (current && current.unsaved && current.unsaved()) { event.preventDefault(); event.returnValue = ""; }
+});
 start();

@@ -1,7 +1,7 @@
 // Browse the bank (text search and filters), open an example, edit it under the version check, and see
 // its history and labels. #browse?topic=..&difficulty=..&status=.. and #example/ID are linkable.
 
-import { ApiError, call, query } from "./api.js";
+import { ApiError, call, isDeleted, query } from "./api.js";
 import { clear, field, h, select, when } from "./dom.js";
 
 const FILTERS = ["q", "topic", "difficulty_min", "difficulty_max", "status", "source"];
@@ -11,7 +11,7 @@ const LEVELS = [["", "any"], ...[1, 2, 3, 4, 5].map((d) => [String(d), String(d)
 const DIFFICULTIES = [["", "none"], ...LEVELS.slice(1)]; // an example's own: "any" would read as a filter
 
 export async function show(main, context) {
-  if (context.route === "example") return showExample(main, context, context.args[0]);
+  if (context.route === "example") return showExample(main, context, context.args[0] || "");
   return showList(main, context);
 }
 
@@ -46,8 +46,10 @@ function showList(main, { params, say }) {
 
   const row = (example) => h("tr", {},
     h("td", {}, h("a", { href: `#example/${encodeURIComponent(example.id)}` }, excerpt(example.input))),
-    h("td", {}, example.topic || "–"), h("td", {}, example.difficulty ?? "–"), h("td", {}, example.status),
-    h("td", {}, example.source), h("td", {}, example.quality ?? "–"));
+    // data-label: the column's name, shown beside the value where a narrow window stacks the cells.
+    h("td", { "data-label": "Topic" }, example.topic || "–"), h("td", { "data-label": "Difficulty" }, example.difficulty ?? "–"),
+    h("td", { "data-label": "Status" }, example.status), h("td", { "data-label": "Source" }, example.source),
+    h("td", { "data-label": "Quality" }, example.quality ?? "–"));
 
   let cursor = null;
   let count = 0;
@@ -60,7 +62,11 @@ function showList(main, { params, say }) {
     more.hidden = !cursor;
     summary.textContent = `${count}${cursor ? "+" : ""} example(s)`;
   };
-  more.addEventListener("click", () => page().catch((error) => say(error.message, "error")));
+  // One page at a time: a double click on More would load the same cursor twice.
+  more.addEventListener("click", () => {
+    more.disabled = true;
+    page().catch((error) => say(error.message, "error")).finally(() => { more.disabled = false; });
+  });
   if (ids.length) {
     // A duplicate cluster's members, opened from the health page.
     Promise.all(ids.map((id) => call("GET", `/v1/examples/${encodeURIComponent(id)}`).catch(() => null)))
@@ -109,15 +115,22 @@ function excerpt(text) {
   return text.length > 140 ? `${text.slice(0, 140)}…` : text;
 }
 
-async function showExample(main, { say }, id) {
+async function showExample(main, context, id) {
+  const { say, signal } = context;
+  if (!id) {
+    main.append(h("p", { class: "error card", id: "no-example" }, "There is no example id in the address (#example/ID). ",
+      h("a", { href: "#browse" }, "Browse the bank"), " to open one."));
+    return null;
+  }
   const path = `/v1/examples/${encodeURIComponent(id)}`;
   let example;
   try {
     example = await call("GET", path);
   } catch (error) {
-    main.append(h("p", { class: "error card" }, error.message));
+    if (!signal.aborted) main.append(h("p", { class: "error card" }, error.message));
     return null;
   }
+  if (signal.aborted) return null;  // left while loading: main belongs to another page now
   const steps = stepEditor(example.steps || []);
   const controls = {
     input: h("textarea", { name: "input", rows: 4, value: example.input }),
@@ -125,22 +138,25 @@ async function showExample(main, { say }, id) {
     output: h("textarea", { name: "output", rows: 2, value: example.output }),
     topic: h("input", { type: "text", name: "topic", value: example.topic || "" }),
     difficulty: select("difficulty", DIFFICULTIES, example.difficulty ? String(example.difficulty) : ""),
-    tags: h("input", { type: "text", name: "tags", value: example.tags.join(", ") }),
+    // One tag a line: a tag may hold commas ("1,000 lines"), never a line break worth keeping.
+    tags: h("textarea", { name: "tags", rows: Math.max(2, example.tags.length + 1), value: example.tags.join("\n") }),
     status: select("status", STATUSES.slice(1), example.status),
   };
   const version = h("span", { id: "version" }, String(example.version));
+  const updated = h("span", { id: "updated" }, when(example.updated_at));
+  const saveButton = h("button", { type: "submit" }, "Save");
   const conflict = h("div", { class: "conflict", id: "conflict", role: "alert", hidden: true });
   const form = h("form", { class: "card edit", "aria-label": "Edit example" },
     h("h1", {}, "Example ", h("code", {}, example.id)),
-    h("p", { class: "muted" }, `${example.source} · version `, version, ` · updated ${when(example.updated_at)}`),
+    h("p", { class: "muted" }, `${example.source} · version `, version, " · updated ", updated),
     field("Input", controls.input), steps, field("Output", controls.output),
     h("div", { class: "row" }, field("Topic", controls.topic), field("Difficulty", controls.difficulty),
-      field("Tags (comma-separated)", controls.tags), field("Status", controls.status)),
+      field("Tags (one per line)", controls.tags), field("Status", controls.status)),
     conflict,
-    h("button", { type: "submit" }, "Save"));
+    saveButton);
 
   // Only the fields the curator touched are sent: a field shown in a simpler form than it is stored (tags
-  // joined by commas) must not be rewritten by an edit elsewhere.
+  // trimmed, one a line) must not be rewritten by an edit elsewhere.
   const touched = new Set();
   const touch = (event) => touched.add(event.target.name || event.target.dataset.field);
   for (const kind of ["input", "change"]) form.addEventListener(kind, touch);
@@ -150,30 +166,48 @@ async function showExample(main, { say }, id) {
     output: controls.output.value,
     topic: controls.topic.value.trim() || null,
     difficulty: controls.difficulty.value ? Number(controls.difficulty.value) : null,
-    tags: controls.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    tags: [...new Set(controls.tags.value.split("\n").map((t) => t.trim()).filter(Boolean))],  // exact duplicates once
     status: controls.status.value,
   });
   const changed = (base, mine) => Object.fromEntries(Object.entries(mine).filter(([name, value]) => touched.has(name)
     && JSON.stringify(value) !== JSON.stringify(name === "steps" ? base.steps || [] : base[name])));
 
+  const unsaved = () => Object.keys(changed(example, draft())).length > 0;
+  context.guard(unsaved);  // the shell asks before leaving the page or closing the tab
+  const deleted = () => say("This example was deleted (by someone else): your edit was not saved. "
+    + "Copy what you want to keep from the form before leaving the page.", "error");
+
+  // One save at a time: a second one in flight would be based on the old version, a conflict with yourself.
   const save = async (basedOn) => {
+    if (saveButton.disabled) return;
     const changes = changed(example, draft());
     if (!Object.keys(changes).length) { say("Nothing changed."); return; }
+    saveButton.disabled = true;
     try {
       example = await call("PATCH", path, { body: changes, extraHeaders: { "If-Match": `"${basedOn}"` } });
       version.textContent = String(example.version);
+      updated.textContent = when(example.updated_at);
       conflict.hidden = true;
       say(`Saved: version ${example.version}.`);
-      loadSide();
+      loadSide().catch((error) => say(error.message, "error"));
     } catch (error) {
-      if (error instanceof ApiError && error.status === 409) { await showConflict(changes); return; }
-      say(`${error.message}${error.field ? ` (field ${error.field})` : ""}`, "error");
+      if (isDeleted(error)) deleted();
+      else if (error instanceof ApiError && error.status === 409) await showConflict(changes);
+      else say(`${error.message}${error.field ? ` (field ${error.field})` : ""}`, "error");
+    } finally {
+      saveButton.disabled = false;
     }
   };
 
   // Someone saved first: show what they changed beside the edit, which stays in the form until chosen.
   const showConflict = async (mine) => {
-    const theirs = await call("GET", path);
+    let theirs;
+    try {
+      theirs = await call("GET", path);
+    } catch (error) {
+      if (isDeleted(error)) { deleted(); return; }
+      throw error;
+    }
     clear(conflict).append(
       h("h2", {}, `Conflict: someone saved version ${theirs.version} after you opened version ${example.version}`),
       h("p", {}, "Your edit is still in the form. Compare, then keep yours or take theirs."),
@@ -186,7 +220,7 @@ async function showExample(main, { say }, id) {
     conflict.hidden = false;
     conflict.querySelector("button").focus();
   };
-  const showExampleAgain = () => { clear(main); showExample(main, { say }, id); };
+  const showExampleAgain = () => { clear(main); showExample(main, context, id); };
   const show_ = (value) => (value === null || value === undefined ? "–" : Array.isArray(value) ? value.join("\n") : String(value));
 
   form.addEventListener("submit", (event) => { event.preventDefault(); save(example.version); });
@@ -199,11 +233,13 @@ async function showExample(main, { say }, id) {
     clear(side).append(
       h("p", { id: "served" }, `Served ${times(usage.served_last_day)} in the last day`,
         h("span", { class: "muted" }, ` (${times(usage.served_kept)} among the kept selections)`)),
-      h("h2", {}, `Labels (${labels.length})`),
-      labels.length ? h("ul", { id: "labels" }, labels.map((label) => h("li", {},
+      // Withdrawn labels stay in the record but no longer count: listed, marked, not counted.
+      h("h2", {}, `Labels (${labels.filter((label) => !label.withdrawn_at).length})`),
+      labels.length ? h("ul", { id: "labels" }, labels.map((label) => h("li", { class: label.withdrawn_at ? "withdrawn" : "" },
+        label.withdrawn_at ? h("strong", {}, `Withdrawn ${when(label.withdrawn_at)}: `) : null,
         `${label.annotator}: ${label.verdict}${label.score ? ` ${label.score}/5` : ""}`,
         label.step_ratings ? ` · steps ${label.step_ratings.map((r) => (r > 0 ? "+" : r < 0 ? "−" : "0")).join(" ")}` : "",
-        ` · ${when(label.created_at)}`, label.note ? h("div", { class: "muted" }, label.note) : null)))
+        ` · ${when(label.created_at)}`, label.note ? h("div", { class: "muted text" }, label.note) : null)))
         : h("p", { class: "muted" }, "No labels."),
       h("h2", {}, "History"),
       h("ol", { id: "history" }, history.map((entry) => h("li", {}, `${when(entry.at)} · ${entry.actor} · ${entry.action}`,

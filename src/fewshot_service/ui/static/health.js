@@ -88,9 +88,9 @@ function drawAgreement(section, report) {
         h("td", {}, a.gold_items ? pct(a.gold_accuracy) : "no gold"), h("td", {}, `${a.fast_labels} (${pct(a.fast_share)})`)))))),
     h("h3", {}, "Per pair (verdict)"),
     verdict && verdict.cohen_pairs.length
-      ? h("table", {}, h("thead", {}, h("tr", {}, ["Pair", "Shared items", "Cohen κ"].map((t) => h("th", { scope: "col" }, t)))),
+      ? h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, ["Pair", "Shared items", "Cohen κ"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, verdict.cohen_pairs.map((p) => h("tr", {}, h("th", { scope: "row" }, p.annotators.join(" · ")),
-          h("td", {}, p.items), h("td", {}, num(p.kappa))))))
+          h("td", {}, p.items), h("td", {}, num(p.kappa)))))))
       : h("p", { class: "muted" }, "No two annotators have labelled the same examples yet."));
 }
 

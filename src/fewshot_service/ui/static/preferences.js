@@ -5,7 +5,7 @@
 import { ApiError, call, query } from "./api.js";
 import { clear, h } from "./dom.js";
 
-export async function show(main, { me, say }) {
+export async function show(main, { me, say, signal }) {
   const state = { pair: null, left: "a", skipped: [], busy: false, done: 0 };
   const area = h("section", { class: "preferences", "aria-label": "Preference pair" });
   main.append(area);
@@ -69,8 +69,9 @@ export async function show(main, { me, say }) {
     const action = { ArrowLeft: "left", 1: "left", ArrowRight: "right", 2: "right", t: "tie", b: "both_bad" }[event.key];
     if (action) { event.preventDefault(); choose(action); } else if (event.key === "s") { event.preventDefault(); skip(); }
   };
-  document.addEventListener("keydown", onKey);
+  // Removed when the page is left (the signal aborts), even if that happens before this page finished loading.
+  document.addEventListener("keydown", onKey, { signal });
   main.focus();
   try { await load(); } catch (error) { say(error.message, "error"); }
-  return () => document.removeEventListener("keydown", onKey);
+  return null;
 }

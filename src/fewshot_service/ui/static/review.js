@@ -1,7 +1,7 @@
 // Review: one queue item, one decision, one key. a approve, r reject, f needs fix, 1-5 score,
 // s skip (releases the lease), u undo; step ratings + / 0 / - with the arrow keys moving between steps.
 
-import { ApiError, call, query, text } from "./api.js";
+import { ApiError, call, isDeleted, query, text } from "./api.js";
 import { append, clear, field, h, when } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
@@ -9,10 +9,13 @@ const RATING_KEYS = { "+": 1, "=": 1, "0": 0, "-": -1 };
 const RATING_TEXT = { 1: "+", 0: "0", "-1": "−" };
 // Key-to-shown durations of verdicts, read by the labelling benchmark (numbers only).
 window.fewshotTimings = window.fewshotTimings || [];
+// The second click of a double-click lands on the next item's button, which replaced the first one: clicks
+// this soon after an item is shown are not taken as a decision about it. (Keys are not held back.)
+const SETTLE_MS = 400;
 
-export async function show(main, { me, say }) {
+export async function show(main, { me, say, signal }) {
   const state = { item: null, skipped: [], recent: [], ahead: null, score: null, ratings: [], step: -1, last: null,
-    done: 0, pending: null, busy: false, fixing: false, pressedAt: null };
+    done: 0, pending: null, busy: false, fixing: false, pressedAt: null, shownAt: 0 };
   const progress = h("div", { class: "progress", "aria-live": "polite" });
   const task = h("section", { class: "task", "aria-label": "Item to review" });
   const guide = h("aside", { class: "guidelines card", "aria-label": "Guidelines" }, h("p", {}, "Loading guidelines…"));
@@ -59,6 +62,7 @@ export async function show(main, { me, say }) {
     ticking = setInterval(tick, 1000);
     return out;
   };
+  signal.addEventListener("abort", () => clearInterval(ticking));
 
   const stepList = () => {
     const steps = state.item.example.steps || [];
@@ -81,13 +85,20 @@ export async function show(main, { me, say }) {
   const draw = () => {
     clear(task);
     if (!state.item) {
+      // Pending items may remain that are not offered: skipped by this curator, or leased to others.
+      const skipped = state.skipped.length;
       task.append(h("div", { class: "card empty", id: "queue-empty" }, h("h1", {}, "Nothing to review"),
-        h("p", {}, "Nothing is waiting for your label. Examples added through the API or an import, and those an ",
-          "expansion generates, arrive here as pending. Meanwhile, ", h("a", { href: "#browse" }, "browse the bank"), "."),
+        h("p", {}, skipped
+          ? `Nothing more is offered to you: you skipped ${skipped} item(s) this session, not offered again until you reload the page. `
+          : "Nothing is waiting for your label. ",
+        "Pending items the bank still counts are leased to other curators, or labelled by you already. ",
+        "Examples added through the API or an import, and those an expansion generates, arrive here as pending. ",
+        "Meanwhile, ", h("a", { href: "#browse" }, "browse the bank"), "."),
         state.last ? h("p", {}, "Press u to undo your last label.") : null));
       return;
     }
     const { example, reason, labels } = state.item;
+    const live = (labels || []).filter((label) => !label.withdrawn_at);  // withdrawn ones no longer count
     const fix = h("textarea", { name: "corrected_output", rows: 4, id: "corrected-output", value: example.output });
     const note = h("input", { type: "text", name: "note", id: "fix-note", maxlength: 4000 });
     append(task, [
@@ -106,27 +117,28 @@ export async function show(main, { me, say }) {
             "aria-pressed": String(state.score === n), "aria-keyshortcuts": String(n),
             onclick: () => setScore(n) }, String(n)))),
         h("div", { class: "verdicts" },
-          h("button", { type: "button", class: "approve", "aria-keyshortcuts": "a", onclick: () => verdict("approve") }, "Approve (a)"),
-          h("button", { type: "button", class: "reject", "aria-keyshortcuts": "r", onclick: () => verdict("reject") }, "Reject (r)"),
-          h("button", { type: "button", class: "fix", "aria-keyshortcuts": "f", onclick: openFix }, "Needs fix (f)"),
-          h("button", { type: "button", "aria-keyshortcuts": "s", onclick: skip }, "Skip (s)"),
-          h("button", { type: "button", id: "undo", "aria-keyshortcuts": "u", onclick: undo, disabled: !state.last }, "Undo (u)"))),
+          h("button", { type: "button", class: "approve", "aria-keyshortcuts": "a", onclick: settled(() => verdict("approve")) }, "Approve (a)"),
+          h("button", { type: "button", class: "reject", "aria-keyshortcuts": "r", onclick: settled(() => verdict("reject")) }, "Reject (r)"),
+          h("button", { type: "button", class: "fix", "aria-keyshortcuts": "f", onclick: settled(openFix) }, "Needs fix (f)"),
+          h("button", { type: "button", "aria-keyshortcuts": "s", onclick: settled(skip) }, "Skip (s)"),
+          h("button", { type: "button", id: "undo", "aria-keyshortcuts": "u", onclick: settled(undo), disabled: !state.last }, "Undo (u)"))),
       h("form", { class: "card fix-panel", id: "fix-panel", hidden: !state.fixing,
         onsubmit: (event) => { event.preventDefault(); verdict("needs_fix", fix.value, note.value); } },
         field("Corrected output", fix), field("What you changed, and why", note),
         h("p", { class: "hint" }, "Ctrl+Enter submits, Escape closes."),
         h("button", { type: "submit" }, "Submit needs fix")),
-      labels && labels.length
-        ? h("details", { class: "card" }, h("summary", {}, `Other labels (${labels.length})`),
-          h("ul", {}, labels.map((label) => h("li", {},
+      live.length
+        ? h("details", { class: "card" }, h("summary", {}, `Other labels (${live.length})`),
+          h("ul", {}, live.map((label) => h("li", {},
             `${label.annotator}: ${label.verdict}${label.score ? ` ${label.score}/5` : ""} — ${when(label.created_at)}`,
-            label.note ? h("div", { class: "muted" }, label.note) : null))))
+            label.note ? h("div", { class: "muted text" }, label.note) : null))))
         : null]);
     if (state.fixing) fix.focus();
   };
 
   const shown = () => {
     draw();
+    state.shownAt = performance.now();
     if (state.pressedAt !== null) {
       const started = state.pressedAt;
       state.pressedAt = null;
@@ -155,7 +167,7 @@ export async function show(main, { me, say }) {
   // (one decision, one key: the wait between items is what a curator feels).
   const prefetch = () => {
     state.ahead = null;
-    if (!state.item) return;
+    if (!state.item || signal.aborted) return;
     const skip = [...passed(), state.item.example.id];
     state.ahead = call("GET", `/v1/review/next${query({ annotator: me.annotator, skip })}`).catch(() => undefined);
   };
@@ -181,6 +193,9 @@ export async function show(main, { me, say }) {
     }
   };
 
+  const settled = (action) => () => { if (performance.now() - state.shownAt >= SETTLE_MS) action(); };
+  const gone = (id) => say(`Example ${id} was deleted by someone else: it is no longer in the queue.`, "error");
+
   const setScore = (n) => { state.score = state.score === n ? null : n; draw(); };
 
   const verdict = guarded(async (kind, corrected, note) => {
@@ -188,7 +203,9 @@ export async function show(main, { me, say }) {
     const item = state.item;
     const example = item.example;
     const rated = state.ratings.some((r) => r !== null);
-    const body = { annotator: me.annotator, verdict: kind, score: state.score,
+    say("");  // a notice about the item before (e.g. "label this item again") is done with
+    // The version shown: if someone edited the example meanwhile, the service refuses the label (409).
+    const body = { annotator: me.annotator, verdict: kind, score: state.score, version: example.version,
       // Unrated steps count as neutral; steps after the first wrong one are not judged (PRM800K).
       step_ratings: rated ? state.ratings.map((r) => r ?? 0) : null,
       corrected_output: kind === "needs_fix" && corrected !== example.output ? corrected : null,
@@ -198,32 +215,56 @@ export async function show(main, { me, say }) {
     await advance();
     // The label is counted (and undoable) only once the service has stored it; a refusal brings the item back.
     saving.then((result) => {
-      state.last = { exampleId: example.id, labelId: result.label.id };
+      // Undo puts the item back among the pending ones only if this label took it out.
+      const counted = typeof state.pending === "number" && result.example.status !== "pending";
+      state.last = { exampleId: example.id, labelId: result.label.id, counted };
       state.done += 1;
-      if (typeof state.pending === "number" && result.example.status !== "pending") state.pending -= 1;
+      if (counted) state.pending -= 1;
       drawProgress();
       const undoButton = document.getElementById("undo");
       if (undoButton) undoButton.disabled = false;
-    }).catch((error) => {
+    }).catch(async (error) => {
       state.recent = state.recent.filter((id) => id !== example.id);
+      if (signal.aborted) return;
+      if (isDeleted(error)) { gone(example.id); return; }  // already moved on: nothing to bring back
+      let back = item;
+      let why = `Your ${kind} label was not saved: ${error.message}${error.field ? ` (${error.field})` : ""}. The item is back.`;
+      if (error instanceof ApiError && error.status === 409 && error.field === "version") {
+        // Edited by someone else while on screen: show what it says now, to be judged afresh.
+        try {
+          back = { ...item, example: await call("GET", `/v1/examples/${encodeURIComponent(example.id)}`) };
+        } catch (again) {
+          if (isDeleted(again)) { gone(example.id); return; }
+          throw again;
+        }
+        why = `This example was edited while you were reading it (now version ${back.example.version}): `
+          + "your label was not saved. Here it is as it is now: look at it again before labelling.";
+      }
+      if (signal.aborted) return;
       if (state.item) state.ahead = Promise.resolve(state.item);
-      setItem(item);
-      draw();
-      say(`Your ${kind} label was not saved: ${error.message}${error.field ? ` (${error.field})` : ""}. The item is back.`, "error");
-    });
+      setItem(back);
+      shown();
+      say(why, "error");
+    }).catch((error) => say(`Your ${kind} label was not saved: ${error.message}`, "error"));
   });
 
   const skip = guarded(async () => {
     if (!state.item) return;
     const id = state.item.example.id;
-    if (state.item.lease_expires_at) await call("POST", `/v1/review/${encodeURIComponent(id)}/release`);
+    say("");
+    if (state.item.lease_expires_at) {
+      await call("POST", `/v1/review/${encodeURIComponent(id)}/release`).catch((error) => {
+        if (!isDeleted(error)) throw error;
+        gone(id);  // nothing left to hand back: move on all the same
+      });
+    }
     state.skipped.push(id);
     await advance();
   });
 
   const undo = guarded(async () => {
     if (!state.last) return;
-    const { exampleId, labelId } = state.last;
+    const { exampleId, labelId, counted } = state.last;
     try {
       await call("DELETE", `/v1/examples/${encodeURIComponent(exampleId)}/labels/${encodeURIComponent(labelId)}`);
     } catch (error) {
@@ -232,13 +273,14 @@ export async function show(main, { me, say }) {
     }
     state.last = null; state.done -= 1;
     state.recent = state.recent.filter((id) => id !== exampleId);
-    drawProgress();
     // The item on screen stays leased and comes next; the undone one is labelled again first.
     if (state.item) state.ahead = Promise.resolve(state.item);
     const example = await call("GET", `/v1/examples/${encodeURIComponent(exampleId)}`);
+    if (counted && example.status === "pending") state.pending += 1;
+    drawProgress();
     setItem({ example, reason: "undo", labels: null, lease_expires_at: null });
     say("Label removed: label this item again.");
-    draw();
+    shown();
   });
 
   function openFix() { if (state.item) { state.fixing = true; draw(); } }
@@ -268,6 +310,8 @@ export async function show(main, { me, say }) {
     }
     if (typing || event.ctrlKey) return;
     const key = event.key;
+    // A held-down key repeats: one press is one decision.
+    if (event.repeat && ["a", "r", "s", "u"].includes(key)) { event.preventDefault(); return; }
     if (key === "a" || key === "r") {
       event.preventDefault();
       state.pressedAt = performance.now();
@@ -280,14 +324,13 @@ export async function show(main, { me, say }) {
     else if (key === "ArrowUp" || key === "ArrowLeft" || key === "k") { event.preventDefault(); moveStep(-1); }
     else if (key in RATING_KEYS) { event.preventDefault(); rate(RATING_KEYS[key]); }
   };
-  document.addEventListener("keydown", onKey);
+  // Removed when the page is left (the signal aborts), even if that happens before this page finished loading.
+  document.addEventListener("keydown", onKey, { signal });
   main.focus();
   try { await load(); } catch (error) { say(error.message, "error"); }
 
   // Leaving the page hands the item back, so it does not sit leased until the lease runs out.
   return async () => {
-    document.removeEventListener("keydown", onKey);
-    clearInterval(ticking);
     const ahead = state.ahead ? await state.ahead : null;
     for (const held of [state.item, ahead]) {
       if (held && held.lease_expires_at) {

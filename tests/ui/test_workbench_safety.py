@@ -289,6 +289,9 @@ def test_unsaved_edits_are_not_lost_without_a_warning(workbench: Workbench, brow
         expect(page.get_by_label("Output")).to_have_value("eight")  # stayed
         expect(page).to_have_url(re.compile(r"#example/"))
         assert asked == ["confirm"]
+        page.get_by_role("button", name="Sign out").click()  # signing out would lose them too: asked, stays
+        expect(page.get_by_label("Output")).to_have_value("eight")
+        assert asked == ["confirm", "confirm"]
         # A reload or closing the tab asks the browser's own question.
         prevented = page.evaluate(
             "() => { const e = new Event('beforeunload', { cancelable: true }); window.dispatchEvent(e);"
@@ -298,7 +301,7 @@ def test_unsaved_edits_are_not_lost_without_a_warning(workbench: Workbench, brow
         answer["leave"] = True
         page.get_by_role("link", name="Browse").click()
         page.locator("#results tbody tr").first.wait_for()
-        assert asked == ["confirm", "confirm"]
+        assert asked == ["confirm", "confirm", "confirm"]
         assert not page.evaluate(
             "() => { const e = new Event('beforeunload', { cancelable: true }); window.dispatchEvent(e);"
             " return e.defaultPrevented; }"

@@ -107,8 +107,7 @@ async function start() {
 
 async function route() {
   if (!me) return;
-  if (current && current.unsaved && current.unsaved()
-      && !confirm("This page has unsaved changes. Leave it and lose them?")) {
+  if (!mayLeave()) {
     history.replaceState(null, "", current.url);  // stay, and put its address back without another hashchange
     return;
   }
@@ -142,7 +141,14 @@ async function route() {
     .catch((error) => { if (!signal.aborted) say(error.message, "error"); return null; });
 }
 
+// Whether the showing page may be left: asks first when it has unsaved changes.
+function mayLeave() {
+  return !(current && current.unsaved && current.unsaved())
+    || confirm("This page has unsaved changes. Leave it and lose them?");
+}
+
 signOut.addEventListener("click", async () => {
+  if (!mayLeave()) return;
   await leavePage();
   const keyless = Boolean(me && !me.auth_enabled);
   session.signOut();

@@ -505,6 +505,9 @@ def test_a_body_in_a_content_coding_is_refused_naming_the_header(client: TestCli
         assert error["field"] == "content-encoding" and repr(coding) in error["message"]
         assert answer.headers["accept-encoding"] == "identity"
     assert bank_state(client) == before
+    long_coding = {**READER, "content-type": "application/json", "content-encoding": "x" * 5000}
+    refused = client.post("/v1/select", content=body, headers=long_coding).json()["error"]["message"]
+    assert len(refused) < 250 and "'" + "x" * 64 + "...'" in refused  # named, not echoed whole
     plain = client.post("/v1/select", json={"prompt": "2 + 2?"}, headers={**READER, "content-encoding": "identity"})
     assert plain.status_code == 200
 

@@ -53,8 +53,9 @@ class PlainBodiesOnly:
             codings = [value for name, value in scope.get("headers", []) if name == b"content-encoding"]
             sent = b",".join(codings).decode("latin-1").strip()
             if sent and any(coding.strip().lower() not in ("", "identity") for coding in sent.split(",")):
+                shown = sent if len(sent) <= 64 else sent[:64] + "..."  # a header may be kilobytes long
                 message = (
-                    f"request bodies are read as sent, without a content coding; this one is {sent!r}: "
+                    f"request bodies are read as sent, without a content coding; this one is {shown!r}: "
                     "send it uncompressed (responses are not compressed either)"
                 )
                 body = json.dumps(error_body("unsupported_media_type", message, "content-encoding")).encode()

@@ -309,6 +309,21 @@ def test_duplicates_and_bad_answers_are_dropped_and_counted(expansion: Factory, 
     assert sorted(e["input"] for e in generated(client)) == sorted(POOL[:3])
 
 
+def test_a_nul_character_in_an_answer_drops_the_example(expansion: Factory, llm: FakeLLM) -> None:
+    # A body or an import line holding NUL is refused (PostgreSQL cannot store it); a model's answer was
+    # stored as it came, so the bank held what its own export could not be restored from.
+    client = expansion(expand_per_call=3)
+    llm.script.append(completion({"examples": [
+        item("A lorry carries 12 crates of 30 kg each.\u0000 What is the total load?"),
+        {**item("A pond holds 40 ducks and 13 fly away. How many are left?"), "output": "2\u00007"},
+        {**item("A book has 320 pages and Ann reads 40 a day. How many days?"), "steps": ["320 / 40\u0000"]},
+    ]}))  # fmt: skip
+    report = expand(client, topic="arithmetic", difficulty=1, n=3, max_calls=1)
+
+    assert report["dropped"] == {"invalid_fields": 3} and report["stored"] == 0
+    assert generated(client) == []
+
+
 def test_429_and_5xx_are_retried_honouring_retry_after(expansion: Factory, llm: FakeLLM) -> None:
     client = expansion()
     llm.script.extend([

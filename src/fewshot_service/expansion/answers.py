@@ -69,6 +69,9 @@ def check_item(item: Any, bounds: Bounds) -> Candidate | str:
         if not isinstance(steps, list) or not all(isinstance(s, str | int | float) for s in steps):
             return "invalid_fields"
         steps = [str(s).strip() for s in steps if str(s).strip()]
+    if any("\x00" in part for part in (text, answer, *(steps or []))):
+        # Refused in every body and import line (PostgreSQL cannot store it); a model's answer is no exception.
+        return "invalid_fields"
     text, answer = text.strip(), answer.strip()
     if len(text) < bounds.min_input_chars:
         return "too_short"

@@ -88,12 +88,18 @@ def test_counts_gaps_balance_and_clusters_of_a_known_bank(
     # Label throughput: three labels today by two annotators on two examples.
     kite = ids[KITES[0]]
     square = ids[SQUARES[0]]
-    for example, annotator in [(kite, "ann"), (kite, "bob"), (square, "ann")]:
+    for example, annotator in [(kite, "ann"), (kite, "bob"), (square, "ann"), (square, "bob")]:
         labelled = client.post(f"/v1/examples/{example}/labels", json={"annotator": annotator, "verdict": "approve"})
         assert labelled.status_code == 201
+    # An undone label is no throughput (it was counted, unlike in the annotator's progress and the agreement).
+    undone = labelled.json()["label"]["id"]
+    assert client.delete(f"/v1/examples/{square}/labels/{undone}").status_code == 204
     after = client.get("/v1/stats").json()
     [today] = after["label_throughput"]
     assert (today["labels"], today["annotators"], today["examples"]) == (3, 2, 2) and after["labels_total"] == 3
+    since = {"since": f"{today['day']}T00:00:00Z"}
+    progress = [client.get("/v1/review/progress", params={**since, "annotator": a}).json() for a in ("ann", "bob")]
+    assert sum(p["labelled"] for p in progress) == today["labels"]
     assert after["bank_revision"] > stats["bank_revision"]
 
 

@@ -76,7 +76,8 @@ class StatsStore(SqlBase):
             return [CellCount(*row) for row in conn.execute(query).all()]
 
     def label_days(self) -> list[DayCount]:
-        """Labels given per UTC day, with how many annotators and examples they came from."""
+        """Labels given per UTC day that still count, with how many annotators and examples they came from.
+        A withdrawn label (an undo) is not counted, as in an annotator's progress and the agreement report."""
         day = self._day(labels.c.created_at)
         query = (
             select(
@@ -85,6 +86,7 @@ class StatsStore(SqlBase):
                 func.count(labels.c.annotator.distinct()),
                 func.count(labels.c.example_id.distinct()),
             )
+            .where(labels.c.withdrawn_at.is_(None))
             .group_by(day)
             .order_by(day)
         )

@@ -135,6 +135,14 @@ def test_the_annotator_is_the_keys_name_and_another_name_needs_an_admin(start: F
     assert for_bob.status_code == 201
     assert for_bob.json()["label"] | {"annotator": "bob", "recorded_by": "ops"} == for_bob.json()["label"]
     assert for_bob.json()["example"]["status"] == "approved"
+    # The history names the rater beside the key that acted: ops did not judge this example, bob did.
+    labelled = [e for e in client.get(f"/v1/examples/{item['id']}/history", headers=as_("ann")).json()
+                if e["action"] == "label"]  # fmt: skip
+    assert [(e["actor"], e["changes"]["annotator"]) for e in labelled] == [
+        ("ann", "ann"),
+        ("ann", "ann"),
+        ("ops", "bob"),
+    ]
     # Preference choices follow the same rule.
     pair = client.post(
         "/v1/preferences", json={"prompt": "Hi", "response_a": "Hello", "response_b": "Bye"}, headers=as_("ann")

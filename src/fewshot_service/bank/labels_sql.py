@@ -36,7 +36,9 @@ class LabelStore(SqlBase):
                 **label.model_dump(),
             )  # fmt: skip
             conn.execute(insert(labels).values(**stored.model_dump()))
-            entry: dict[str, Any] = {"label_id": stored.id, "verdict": stored.verdict, "score": stored.score}
+            # The annotator beside the actor: an admin labelling for someone is the actor, not the rater.
+            entry: dict[str, Any] = {"label_id": stored.id, "annotator": stored.annotator, "verdict": stored.verdict,
+                                     "score": stored.score}  # fmt: skip
             example = self._apply_policy(conn, row, policy, actor, "label", entry, revision)
         return stored, example
 

@@ -4,6 +4,7 @@ selected, retention, utility on the example and in stats, the review queue and a
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from fewshot_service.api import create_app
 from fewshot_service.bank.base import now
 from fewshot_service.bank.feedback_sql import SelectionRecord
 from fewshot_service.embedding import SentenceTransformerEmbedder
-from fewshot_service.feedback.recorder import SelectionRecorder
+from fewshot_service.feedback.recorder import SelectionRecorder, issued_at, new_selection_id
 from fewshot_service.feedback.service import FeedbackService
 from fewshot_service.feedback.types import FeedbackCreate
 from fewshot_service.models import SelectResponse
@@ -57,7 +58,7 @@ def _report(client: TestClient, selection_id: str, outcome: Any, role: str = "re
 def test_a_selection_is_recorded_and_its_key_reports_the_latest_outcome(client: TestClient) -> None:
     answer = _select(client, k=3)
     selection_id = answer["selection_id"]
-    assert len(selection_id) >= 32  # unguessable: 24 random bytes
+    assert len(selection_id) >= 32  # unguessable: 18 random bytes after the issue time
     assert _report(client, selection_id, "success").json() == {"selection_id": selection_id, "outcome": 1.0}
     assert _report(client, selection_id, 0.25).status_code == 200
     bank = _feedback(client).bank
@@ -98,6 +99,24 @@ def test_expired_selections_are_pruned_and_their_ids_refused(client: TestClient)
     assert feedback.bank.selection_owner(OLD_ID) is None
     assert _report(client, OLD_ID, "success").status_code == 404
     assert _report(client, fresh, "success").status_code == 200
+
+
+def test_only_an_id_issued_moments_ago_is_waited_for(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
+    # The wait is for a selection another replica has not written yet. An expired or never-issued id was
+    # waited for too, each holding one of the bank's request slots for the whole wait: an application
+    # reporting on stale ids kept curators' requests queueing behind it.
+    service = keyed_service(tmp_path, embedder, **{**FAST, "feedback_wait_seconds": 2.0})
+    with TestClient(create_app(service.settings, service, start="now")) as client:
+        for stale in (OLD_ID, "A" * 32, "x" * 32):  # issued long ago, at the epoch, far in the future
+            started = time.monotonic()
+            assert _report(client, stale, "success").status_code == 404
+            assert time.monotonic() - started < 1.5, stale
+        started = time.monotonic()
+        assert _report(client, new_selection_id(), "success").status_code == 404  # perhaps on its way: waited
+        assert time.monotonic() - started >= 2.0
+        fresh = _select(client)["selection_id"]
+        assert abs(issued_at(fresh) - time.time()) < 5  # type: ignore[operator]
+        assert _report(client, fresh, "success").status_code == 200
 
 
 def test_an_examples_usage_counts_the_selections_that_served_it(client: TestClient) -> None:

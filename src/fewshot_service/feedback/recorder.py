@@ -10,6 +10,8 @@ same thread prunes selections older than the retention on a timer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import queue
@@ -30,6 +32,22 @@ BATCH = 500
 LINGER_SECONDS = 0.25
 PRUNE_EVERY_SECONDS = 600.0
 WRITE_ATTEMPTS = 3
+
+
+def new_selection_id() -> str:
+    """32 url-safe characters: the issue time in milliseconds (6 bytes), then 18 random bytes (unguessable).
+    The time lets feedback on an id that cannot be on its way to the bank any more be refused without waiting."""
+    stamp = int(time.time() * 1000).to_bytes(6, "big")
+    return base64.urlsafe_b64encode(stamp).decode() + secrets.token_urlsafe(18)
+
+
+def issued_at(selection_id: str) -> float | None:
+    """When new_selection_id() made this id (seconds since the epoch); None when it cannot have made it."""
+    try:
+        stamp = base64.urlsafe_b64decode(selection_id[:8].encode())
+    except (binascii.Error, ValueError):
+        return None
+    return int.from_bytes(stamp, "big") / 1000 if len(stamp) == 6 else None
 
 
 def prompt_hash(prompt: str) -> str:
@@ -57,7 +75,7 @@ class SelectionRecorder:
     def record(self, key_name: str, prompt: str, response: SelectResponse) -> str | None:
         """Queue the selection; its id, or None when the queue was full and it was dropped."""
         record = SelectionRecord(
-            id=secrets.token_urlsafe(24),
+            id=new_selection_id(),
             key_name=key_name,
             created_at=now(),
             strategy=response.strategy,

@@ -20,14 +20,17 @@ from ..errors import FewshotError, NotFound
 from ..models import ExampleUtility
 from ..selection.utility import UtilityBoard, public_utility
 from ..settings import Settings
-from .recorder import SelectionRecorder
+from .recorder import SelectionRecorder, issued_at
 from .types import FeedbackCreate, FeedbackReceipt, FlaggedExample, UtilityStats
 from .utility import Observation, estimate, neighbourhood_of
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.05
-# What recorder.py issues (secrets.token_urlsafe(24)).
+# What recorder.py issues (new_selection_id()).
 SELECTION_ID = re.compile(r"[A-Za-z0-9_-]{32}")
+# How long after its issue a selection may still be on its way to the bank from another replica (its batch
+# lingering or retried, the replicas' clocks apart); an unknown id issued further from now is not waited for.
+IN_FLIGHT_SECONDS = 30.0
 
 
 class FeedbackService:
@@ -70,6 +73,11 @@ class FeedbackService:
         if self.recorder.is_pending(selection_id):
             self.recorder.flush()
         owner = self.bank.selection_owner(selection_id)
+        issued = issued_at(selection_id)
+        if owner is not None or issued is None or abs(issued - time.time()) > IN_FLIGHT_SECONDS:
+            # Expired, long unknown or never issued: waiting would only hold one of the bank's request slots
+            # (an application retrying stale ids at a few a second kept curators' requests queueing).
+            return owner
         deadline = time.monotonic() + self.settings.feedback_wait_seconds
         while owner is None and time.monotonic() < deadline:
             time.sleep(RETRY_SECONDS)  # another replica's batch may still be on its way to the bank

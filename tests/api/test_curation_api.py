@@ -415,6 +415,20 @@ def test_export_then_import_reproduces_the_bank_with_labels(curation: Factory) -
     assert found.json()["examples"][0]["id"] == speed["id"]
 
 
+def test_a_restore_keeps_the_instant_of_times_written_with_an_offset(curation: Factory) -> None:
+    # An export from elsewhere may write its times with an offset; SQLite stored 12:00+08:00 as 12:00 UTC.
+    client = curation(seed_on_empty=False)
+    at = "2026-01-01T12:00:00+08:00"
+    label = {"id": "perth-label", "example_id": "perth", "annotator": "ann", "verdict": "approve", "created_at": at}
+    line = {"id": "perth", "input": "It is noon in Perth. What time is it in London?", "output": "4 a.m.",
+            "status": "approved", "created_at": at, "updated_at": at, "labels": [label]}  # fmt: skip
+    report = client.post("/v1/examples/import", params={"mode": "restore"}, content=json.dumps(line).encode())
+    assert report.status_code == 200 and report.json()["created"] == 1, report.text
+    stored = client.get("/v1/examples/perth").json()
+    assert stored["created_at"] == stored["updated_at"] == "2026-01-01T04:00:00Z"
+    assert client.get("/v1/examples/perth/labels").json()[0]["created_at"] == "2026-01-01T04:00:00Z"
+
+
 def test_jsonl_upload_reports_bad_lines_and_keeps_the_rest(curation: Factory) -> None:
     client = curation(seed_on_empty=False)
     lines = [

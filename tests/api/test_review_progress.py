@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -35,6 +35,15 @@ def test_progress_counts_the_keys_own_labels_since_a_moment_and_not_withdrawn_on
         assert client.get("/v1/review/progress", params={"since": since}, headers=curator).json()["labelled"] == 2
         later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
         assert client.get("/v1/review/progress", params={"since": later}, headers=curator).json()["labelled"] == 0
+        # The same moment written in any offset counts the same: SQLite compared the wall-clock text, so a
+        # curator east of UTC asking from local midnight saw none of the day's labels, one west of it too many.
+        for hours in (8, -5, 14):
+            local = (datetime.now(UTC) - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=hours)))
+            shifted = client.get("/v1/review/progress", params={"since": local.isoformat()}, headers=curator)
+            assert shifted.json()["labelled"] == 2, local
+            ahead = (datetime.now(UTC) + timedelta(minutes=1)).astimezone(timezone(timedelta(hours=hours)))
+            later_there = client.get("/v1/review/progress", params={"since": ahead.isoformat()}, headers=curator)
+            assert later_there.json()["labelled"] == 0, ahead
         naive = client.get("/v1/review/progress", params={"since": "2026-01-01T00:00:00"}, headers=curator)
         assert naive.status_code == 422 and naive.json()["error"]["field"] == "since"
         other = client.get("/v1/review/progress", params={"since": since, "annotator": "bob"}, headers=curator)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
@@ -15,9 +18,23 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
 
 metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC. SQLite keeps a datetime as its wall-clock text and drops the offset, so a
+    caller's 12:00+08:00 (a restored export, a progress "since") was stored or compared as 12:00 UTC;
+    converting every bound value first makes both banks hold and compare the same instant."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+
 
 examples = Table(
     "examples",
@@ -35,8 +52,8 @@ examples = Table(
     Column("quality", Float, nullable=True),
     # "metadata" is reserved on SQLAlchemy tables, hence the column name.
     Column("meta", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Column("version", Integer, nullable=False),
     # The bank revision of the last write to this row: what a change feed reads.
     Column("revision", Integer, nullable=False),
@@ -48,7 +65,7 @@ examples = Table(
     Column("input_hash", String(64), nullable=False),
     # Deleted examples stay as tombstones so a label on them answers 409 (not 404) and replicas
     # following the change feed see the deletion.
-    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_at", UtcDateTime(), nullable=True),
     # P(good) from the quality model trained on curator labels (quality_model.py); null until scored.
     # Service-owned, never part of an import or edit; it orders the review queue (most uncertain first).
     Column("predicted_quality", Float, nullable=True),
@@ -79,11 +96,11 @@ labels = Table(
     Column("corrected_output", Text, nullable=True),
     Column("step_ratings", JSON, nullable=True),
     Column("first_wrong_step", Integer, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     # The admin key that recorded the label for `annotator`; null when the annotator's own key did.
     Column("recorded_by", String(200), nullable=True),
     # A label its annotator (or an admin) took back: kept for the history, no longer counted.
-    Column("withdrawn_at", DateTime(timezone=True), nullable=True),
+    Column("withdrawn_at", UtcDateTime(), nullable=True),
     Column("withdrawn_by", String(200), nullable=True),
 )
 
@@ -97,7 +114,7 @@ audit = Table(
     Column("action", String(32), nullable=False),
     Column("changes", JSON, nullable=False),
     Column("revision", Integer, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
 )
 
 # Pairwise comparisons of two responses to one prompt, and the annotators' choices.
@@ -109,7 +126,7 @@ preferences = Table(
     Column("response_a", Text, nullable=False),
     Column("response_b", Text, nullable=False),
     Column("meta", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 preference_labels = Table(
@@ -122,7 +139,7 @@ preference_labels = Table(
     # Which response the annotator saw first ("a" or "b"), to measure position bias.
     Column("shown_first", String(1), nullable=False),
     Column("rationale", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 # Review-queue leases: an item handed to one annotator is not handed to another until it expires.
@@ -131,7 +148,7 @@ leases = Table(
     metadata,
     Column("item_id", String(64), primary_key=True),
     Column("annotator", String(200), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )
 
 # API keys created by admins (fewshot_service.auth). Only the sha256 of a key is stored: keys are random
@@ -143,10 +160,10 @@ api_keys = Table(
     Column("name", String(100), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("role", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
     # Written at most once a minute per key and process, off the request path.
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", UtcDateTime(), nullable=True),
     # Requests per second this key may make on each kind of route; null: FEWSHOT_RATE_LIMIT_PER_SECOND.
     Column("rate_per_second", Float, nullable=True),
 )
@@ -157,7 +174,7 @@ selections = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("key_name", String(100), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
     Column("strategy", String(32), nullable=False),
     # sha256 of the normalised prompt groups repeats; the text itself only when log_prompts is on.
     Column("prompt_hash", String(64), nullable=False),
@@ -186,5 +203,5 @@ feedback = Table(
     Column("selection_id", String(64), primary_key=True),
     Column("outcome", Float, nullable=False),
     Column("note", Text, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )

@@ -161,3 +161,19 @@ def test_rebuild_and_select(env: Settings, tmp_path: Path) -> None:
 def test_select_with_bad_options_fails_cleanly(env: Settings) -> None:
     result = run("select", "hello", "-k", "0")
     assert result.exit_code == 1 and "error:" in result.output and "k" in result.output
+
+
+def test_text_in_square_brackets_is_printed_as_it_is(env: Settings, tmp_path: Path) -> None:
+    # rich read "[/x]" as a closing tag (stats crashed with MarkupError) and ate "[postgres]" from messages.
+    odd = {"external_id": "odd", "input": "Compute [/x] and [bold]y[/bold].", "output": "z", "topic": "[/x]"}
+    assert run("import", str(write_jsonl(tmp_path / "odd.jsonl", [odd])), "--restore").exit_code == 0
+    stats = run("stats")
+    assert stats.exit_code == 0, stats.output
+    assert "[/x]" in stats.output
+
+
+def test_a_missing_database_driver_names_the_extra_to_install(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEWSHOT_DATABASE_URL", "mysql://user@127.0.0.1/bank")
+    result = run("db", "current")
+    assert result.exit_code == 1
+    assert "pip install 'fewshot-service[postgres]'" in result.output, result.output

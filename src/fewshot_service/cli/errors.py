@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import typer
+from rich.text import Text
 
 from ..errors import FewshotError, ImportFileError
 from .output import err
@@ -18,7 +19,7 @@ INTERRUPTED = 130  # the shell's code for Ctrl-C, so scripts can tell it from a 
 
 def fail(message: str, code: int = FAILED) -> typer.Exit:
     """Print `error: message` on stderr (one line) and return the Exit to raise."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -74,7 +74,7 @@ def keys_list(ctx: typer.Context) -> None:
     keys = run(lambda: _authenticator(ctx).list())
     rows = [(k.id, k.name, k.role, k.rate_per_second, k.created_at, k.revoked_at, k.last_used_at) for k in keys]
     columns = ("id", "name", "role", "rate/s", "created", "revoked", "last used")
-    Console().print(table("API keys", columns, rows))
+    Console(markup=False).print(table("API keys", columns, rows))
 
 
 @keys_app.command("revoke")

@@ -44,7 +44,7 @@ def stats(
             )
         )
         return
-    out = Console(width=max(Console().width, 100))
+    out = Console(width=max(Console().width, 100), markup=False)  # inputs and topics are printed as they are
     out.print(
         f"{shape.total} live examples at bank revision {shape.bank_revision}: "
         + ", ".join(f"{n} {s}" for s, n in shape.by_status.items())

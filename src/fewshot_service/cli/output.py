@@ -21,7 +21,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-err = Console(stderr=True)  # messages and progress; stdout carries only what a script would read
+# Messages and progress; stdout carries only what a script would read. No markup: what we print carries the
+# bank's text and library messages, where "[postgres]" or "[/x]" would be eaten or crash rich's parser.
+err = Console(stderr=True, markup=False)
+
+
+def plain(text: object) -> Text:
+    """text exactly as it is: a topic, an input or a message never read as rich markup."""
+    return Text(str(text))
 
 
 class _RateColumn(ProgressColumn):
@@ -58,9 +65,9 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
     """A titled table, or just the title and "none" when there are no rows."""
     if not rows:
         return f"{title}: none"
-    drawn = Table(title=title, title_justify="left", show_edge=False, min_width=len(title))
+    drawn = Table(title=plain(title), title_justify="left", show_edge=False, min_width=len(title))
     for column in columns:
         drawn.add_column(column, justify="left" if column in ("topic", "annotator", "question", "day") else "right")
     for row in rows:
-        drawn.add_row(*("-" if value is None else str(value) for value in row))
+        drawn.add_row(*(plain("-" if value is None else value) for value in row))
     return drawn

@@ -78,3 +78,13 @@ def test_a_stop_during_start_up_waits_for_it_and_exits_cleanly(tmp_path: Path) -
     assert status in (0, -signal.SIGTERM), (status, text[-3000:])
     assert "waiting for the start-up under way to finish" in text
     assert text.index("ready:") < text.index("Application shutdown complete")
+
+
+def test_a_port_out_of_range_is_refused_naming_the_option(tmp_path: Path) -> None:
+    # 70000 was passed on to the socket, which listened on 70000 % 65536 = 4464 while the log said 70000.
+    env = {**serve_env(tmp_path), "COLUMNS": "200"}  # click's box would wrap the message
+    for port, bound in (("70000", "less than or equal to 65535"), ("0", "greater than or equal to 1")):
+        done = subprocess.run([FEWSHOT, "serve", "--port", port], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "Invalid value for '--port'" in done.stderr and bound in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr

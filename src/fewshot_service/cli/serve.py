@@ -17,7 +17,8 @@ from .setup import setup
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default FEWSHOT_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default FEWSHOT_PORT, 8000).")] = None,
+    # Bounded here as FEWSHOT_PORT is in the settings: the socket layer takes 70000 as 70000 % 65536 = 4464.
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default FEWSHOT_PORT, 8000).")] = None,
 ) -> None:
     """Run the HTTP service; it loads the bank and index in the background (watch /readyz).
 
@@ -36,7 +37,9 @@ def serve(
     # requests are not held up while a background thread of this process replays changes or loads an index.
     sys.setswitchinterval(0.001)
     settings = setup(ctx).settings()
-    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    settings = settings.model_copy(
+        update={"host": settings.host if host is None else host, "port": settings.port if port is None else port}
+    )
     logs.configure(settings.log_level, settings.log_format)
 
     def prepare() -> tuple[str | None, Any]:

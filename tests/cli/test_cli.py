@@ -177,3 +177,17 @@ def test_a_missing_database_driver_names_the_extra_to_install(env: Settings, mon
     result = run("db", "current")
     assert result.exit_code == 1
     assert "pip install 'fewshot-service[postgres]'" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["rebuild"], ["export"], ["keys", "list"]])
+def test_a_data_dir_that_cannot_be_made_is_one_line_naming_the_setting(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # A file where a folder should be: mkdir failed with a traceback (NotADirectoryError) in every command.
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setenv("FEWSHOT_DATA_DIR", str(tmp_path / "taken" / "data"))
+    result = run(*command)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: cannot create the bank's folder"), result.output
+    assert "FEWSHOT_DATA_DIR" in lines[-1] and "Not a directory" in lines[-1]

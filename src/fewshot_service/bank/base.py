@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -143,6 +144,20 @@ def _bounded(timeouts: BankTimeouts) -> dict[str, Any]:
     }
 
 
+_SETTING = "FEWSHOT_DATA_DIR, or the path in FEWSHOT_DATABASE_URL"
+
+
+def _sqlite_folder(folder: Path) -> None:
+    """Create the SQLite bank's folder and check it can be written: SQLite keeps its journal (WAL) beside the
+    file, and without this says only "unable to open database file", named as a bank outage."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BankError(f"cannot create the bank's folder {str(folder)!r} ({_SETTING}): {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BankError(f"cannot write in the bank's folder {str(folder)!r} ({_SETTING}): it is not writable")
+
+
 class SqlBase:
     """Engine and transaction helpers; SQLite gets WAL and durable commits."""
 
@@ -158,7 +173,7 @@ class SqlBase:
             if url.startswith("sqlite"):
                 database = url.split("///", 1)[-1]
                 if database and database != ":memory:":
-                    Path(database).parent.mkdir(parents=True, exist_ok=True)
+                    _sqlite_folder(Path(database).parent)
                 pragmas = _sqlite_pragmas(int((timeouts.statement_seconds if timeouts else 30.0) * 1000))
                 self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
                 event.listen(self.engine, "connect", pragmas)

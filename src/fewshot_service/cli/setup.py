@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import typer
 
 from .. import logs
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FewshotError
 from ..serving.lifecycle import FewshotService
 from ..settings import Settings, load_settings
 from .errors import fail
@@ -47,7 +47,10 @@ class Setup:
     def service(self) -> FewshotService:
         """The service (bank, lazy embedder, index store); its model loads only when a command needs it."""
         if self._service is None:
-            self._service = self.build_service(self.settings())
+            try:
+                self._service = self.build_service(self.settings())
+            except FewshotError as exc:  # a bank that cannot be opened: one line, as from any command's action
+                raise fail(exc.message) from exc
         return self._service
 
     def close(self) -> None:

@@ -307,7 +307,9 @@ def test_a_label_given_on_a_version_edited_since_is_refused(curation: Factory) -
     assert changed["version"] == 2
     stale = client.post(url, json={"annotator": "ann", "verdict": "approve", "score": 5, "version": 1})
     assert stale.status_code == 409 and stale.json()["error"]["field"] == "version"
-    assert "at version 2, the label was given on version 1" in stale.json()["error"]["message"]
+    assert (
+        "at version 2: its output changed since; the label was given on version 1" in stale.json()["error"]["message"]
+    )
     assert client.get(url).json() == [] and client.get(f"/v1/examples/{example['id']}").json()["status"] == "pending"
     current = client.post(url, json={"annotator": "ann", "verdict": "approve", "score": 5, "version": 2})
     assert current.status_code == 201 and "version" not in current.json()["label"]
@@ -315,6 +317,30 @@ def test_a_label_given_on_a_version_edited_since_is_refused(curation: Factory) -
     assert unversioned.status_code == 201  # callers that do not send it label as before
     refused = client.post(url, json={"annotator": "ann", "verdict": "approve", "version": 0})
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "version"
+
+
+def test_a_label_given_before_other_raters_moved_the_status_still_counts(curation: Factory) -> None:
+    """Other raters' labels and edits of what nobody judges (topic, tags) move the version, not what the label
+    is about: a rater who looked at version 1 may still label it. An edit of the steps since still refuses it,
+    and a version the example never had is refused as well."""
+    client = curation()
+    [example] = add(client, {"input": "What is 9 x 6?", "output": "54", "steps": ["9 x 6 = 54"]})["examples"]
+    url, page = f"/v1/examples/{example['id']}/labels", f"/v1/examples/{example['id']}"
+    assert client.post(url, json={"annotator": "ann", "verdict": "approve", "score": 5}).status_code == 201
+    assert client.patch(page, json={"topic": "times_tables", "tags": ["x"]}).status_code == 200
+    assert client.post(url, json={"annotator": "bob", "verdict": "approve", "score": 3}).status_code == 201
+    assert client.get(page).json()["version"] > 1  # the labels moved quality and status, the edit the topic
+    late = client.post(url, json={"annotator": "cyd", "verdict": "approve", "score": 4, "version": 1})
+    assert late.status_code == 201, late.text
+    assert client.patch(page, json={"steps": ["9 x 6 = 56"]}).status_code == 200
+    now_at = client.get(page).json()["version"]
+    for seen, reason in [(1, "its steps changed since"), (now_at - 1, "its steps changed since"),
+                         (now_at + 1, f"it has never been at version {now_at + 1}")]:  # fmt: skip
+        stale = client.post(url, json={"annotator": "dan", "verdict": "reject", "score": 1, "version": seen})
+        assert stale.status_code == 409 and stale.json()["error"]["field"] == "version", (seen, stale.text)
+        assert f"is at version {now_at}: {reason}; the label was given on version {seen}" in stale.text
+    assert [label["annotator"] for label in client.get(url).json()] == ["ann", "bob", "cyd"]
+    assert client.post(url, json={"annotator": "dan", "verdict": "reject", "version": now_at}).status_code == 201
 
 
 def test_unknown_ids_are_404(curation: Factory) -> None:

@@ -17,16 +17,23 @@ from .schema import audit, examples, labels, leases
 # (the example, its labels including the new one) -> the example fields to change (status, quality)
 Policy = Callable[[Example, list[Label]], dict[str, Any]]
 
+# What an annotator judges. A label given on an older version stands unless one of these changed since: other
+# raters' labels move status and quality (and the version) without changing what was judged.
+JUDGED_FIELDS = frozenset({"input", "output", "steps"})
+
 
 class LabelStore(SqlBase):
     def add_label(
         self, example_id: str, label: LabelCreate, *, check: Callable[[Example, LabelCreate], None], policy: Policy,
-        actor: str, recorded_by: str | None = None, override_lease: bool = False,
+        actor: str, recorded_by: str | None = None, override_lease: bool = False, seen_version: int | None = None,
     ) -> tuple[Label, Example]:  # fmt: skip
         """Append a label and let the policy update the example's status and quality, in one transaction.
-        An item leased to another annotator is refused (409 naming the holder) unless override_lease."""
+        An item leased to another annotator is refused (409 naming the holder) unless override_lease; a label
+        given on seen_version is refused (409) when what it judged has been edited since."""
         with self._transaction() as conn:
-            row = self._live_row(conn, example_id, for_write=True)
+            row = self._live_row(conn, example_id, for_write=True)  # locked: no edit lands before the label
+            if seen_version is not None and seen_version != row["version"]:
+                self._refuse_if_judged_fields_changed(conn, row, seen_version)
             check(row_to_example(row), label)
             if not override_lease:
                 self._refuse_others_lease(conn, example_id, label.annotator or "")
@@ -78,6 +85,17 @@ class LabelStore(SqlBase):
             )
         self._audit(conn, example_id, actor, action, entry, revision)
         return row_to_example(conn.execute(select(examples).where(examples.c.id == example_id)).mappings().one())
+
+    @staticmethod
+    def _refuse_if_judged_fields_changed(conn: Connection, row: Any, seen_version: int) -> None:
+        """Refuse (409) a label given on seen_version if the input, output or steps changed since then."""
+        reason = _judged_change_since(conn, row["id"], row["version"], seen_version)
+        if reason is not None:
+            raise Conflict(
+                f"example {row['id']!r} is at version {row['version']}: {reason}; the label was given on version "
+                f"{seen_version}, look at it again before labelling",
+                field="version",
+            )
 
     @staticmethod
     def _refuse_others_lease(conn: Connection, example_id: str, annotator: str) -> None:
@@ -167,3 +185,25 @@ class LabelStore(SqlBase):
         for label in added:
             conn.execute(insert(labels).values(**dict(label.model_dump(), example_id=example_id)))
         return len(added)
+
+
+def _judged_change_since(conn: Connection, example_id: str, version: int, seen_version: int) -> str | None:
+    """Walk the example's history back from `version`, one version per entry that moved it, to seen_version:
+    what changed in the judged fields on the way, or None when only status, quality, topic and the like did."""
+    if seen_version > version:
+        return f"it has never been at version {seen_version}"
+    entries = conn.execute(
+        select(audit.c.action, audit.c.changes).where(audit.c.example_id == example_id).order_by(audit.c.seq.desc())
+    )
+    for action, changes in entries:
+        if version == seen_version:
+            return None
+        if action in ("label", "unlabel") and not {"status", "quality"} & changes.keys():
+            continue  # a label that left status and quality as they were made no new version
+        if action not in ("label", "unlabel", "update", "import"):  # its creation: seen_version is older
+            break
+        judged = sorted(JUDGED_FIELDS & changes.keys())
+        if judged:
+            return f"its {' and '.join(judged)} changed since"
+        version -= 1
+    return None if version == seen_version else "its history does not reach that version"

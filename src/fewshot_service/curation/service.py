@@ -185,23 +185,13 @@ class Curator:
         override_lease: bool = False, seen_version: int | None = None,
     ) -> LabelResult:  # fmt: skip
         """Store a label (label.annotator set); an item leased to someone else is refused unless override_lease,
-        and a label given on seen_version of an example that has changed since is refused (409)."""
+        and a label given on seen_version of an example whose input, output or steps changed since is refused
+        (409); other raters' labels moving its status or quality do not count."""
         label = with_first_wrong_step(label)
-
-        def check(example: Example, label: LabelCreate) -> None:
-            # In the write transaction, on the row it locked: an edit cannot land between check and label.
-            if seen_version is not None and example.version != seen_version:
-                raise Conflict(
-                    f"example {example_id!r} is at version {example.version}, the label was given on version "
-                    f"{seen_version}; look at it again before labelling",
-                    field="version",
-                )
-            check_label(example, label)
-
         stored, example = self.writes.commit(
             lambda: self.bank.add_label(
-                example_id, label, check=check, policy=self.policy.decide, actor=actor,
-                recorded_by=recorded_by, override_lease=override_lease,
+                example_id, label, check=check_label, policy=self.policy.decide, actor=actor,
+                recorded_by=recorded_by, override_lease=override_lease, seen_version=seen_version,
             ),
             lambda _: [example_id],
         )  # fmt: skip

@@ -191,3 +191,11 @@ def test_a_data_dir_that_cannot_be_made_is_one_line_naming_the_setting(
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("error: cannot create the bank's folder"), result.output
     assert "FEWSHOT_DATA_DIR" in lines[-1] and "Not a directory" in lines[-1]
+
+
+def test_an_index_dir_that_cannot_be_made_is_one_line_naming_the_setting(env: Settings) -> None:
+    Path(env.index_dir).write_text("a file where the index folder should be")
+    result = run("rebuild")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert "cannot create the index folders" in result.output
+    assert "(FEWSHOT_INDEX_DIR): Not a directory" in result.output

@@ -88,3 +88,20 @@ def test_a_port_out_of_range_is_refused_naming_the_option(tmp_path: Path) -> Non
         assert done.returncode == 2, done.stderr
         assert "Invalid value for '--port'" in done.stderr and bound in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_an_index_dir_that_cannot_be_made_stops_serve_before_it_binds(tmp_path: Path) -> None:
+    # It bound, failed the start-up in the background with a traceback and answered 503 for ever.
+    (tmp_path / "indexes").write_text("a file where the index folder should be")
+    done = subprocess.run(
+        [FEWSHOT, "serve", "--port", str(free_port())],
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: cannot create the index folders in {str(tmp_path / 'indexes')!r} (FEWSHOT_INDEX_DIR): Not a directory"
+    )
+    assert "Traceback" not in done.stderr

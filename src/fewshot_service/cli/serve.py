@@ -30,6 +30,7 @@ def serve(
     from ..api import create_app
     from ..auth import check_bind
     from ..bank import SqlBank
+    from ..index import IndexStore
     from ..serving.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any server thread allocates: see memory.py
@@ -54,6 +55,9 @@ def serve(
         # Before the model and index load: a taken port is the commonest reason a second `make serve` fails,
         # and uvicorn would only find out once they are loaded.
         _check_listen(settings.host, settings.port)
+        # An index folder that cannot be made would otherwise fail the start-up after binding, leaving a
+        # server that answers 503 for ever.
+        IndexStore(settings.index_dir).prepare_dirs()
         return note, create_app(settings)
 
     note, application = run(prepare)

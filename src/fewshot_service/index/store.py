@@ -212,8 +212,14 @@ class IndexStore:
         return manifest
 
     def prepare_dirs(self) -> None:
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        """Create the folders; a root that cannot hold them (a file, no permission) is one line naming it."""
+        try:
+            self.versions_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexStoreError(
+                f"cannot create the index folders in {str(self.root)!r} (FEWSHOT_INDEX_DIR): {exc.strerror or exc}"
+            ) from exc
 
     def publish(self, manifest: IndexManifest) -> bool:
         """Make a saved version current, unless CURRENT names one of the same model built at a later bank

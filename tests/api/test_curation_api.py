@@ -202,6 +202,38 @@ def test_duplicates_are_caught_against_the_bank_and_within_a_batch(
     assert kept["duplicates"][0]["duplicate_of"] == kite["id"] and len(kept["examples"]) == 1
 
 
+def test_an_edit_that_would_make_an_input_a_duplicate_is_refused_as_an_add_would_be(curation: Factory) -> None:
+    """Adding catches duplicates; editing an input into another example's must too (PATCH and an import line
+    that updates), or one edit undoes what the check on adding kept out. Fixing a typo in the example's own
+    input is not a duplicate of itself, and on_duplicate=keep keeps the edit as it keeps an add."""
+    client = curation(seed_on_empty=False)
+    kite, other = add(client, {"examples": [
+        {"input": KITE, "output": "25 m", "external_id": "kite"},
+        {"input": "What is the boiling point of water at sea level in Fahrenheit?", "external_id": "water"},
+    ]})["examples"]  # fmt: skip
+    page = f"/v1/examples/{other['id']}"
+    paraphrase = "A kite flying on a 50 m string makes a 30 degree angle with flat ground. How high is it?"
+    for text, kind in [("  " + KITE.upper() + " ", "exact"), (paraphrase, "semantic")]:
+        refused = client.patch(page, json={"input": text})
+        assert refused.status_code == 409, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "duplicate" and error["field"] == "input"
+        assert error["duplicates"][0]["duplicate_of"] == kite["id"] and error["duplicates"][0]["kind"] == kind
+        assert f"would make example {other['id']} a duplicate of {kite['id']}" in error["message"]
+    assert client.get(page).json()["version"] == 1  # nothing changed
+    typo = client.patch(f"/v1/examples/{kite['id']}", json={"input": KITE.replace("string", "strnig")})
+    assert typo.status_code == 200, typo.text
+    line = json.dumps({"external_id": "water", "input": typo.json()["input"].lower()})
+    report = client.post("/v1/examples/import", content=line.encode()).json()
+    assert report["imported"] == 0 and report["errors"][0]["line"] == 1
+    assert f"input: duplicate of example {kite['id']} (exact)" in report["errors"][0]["message"]
+    assert client.get(page).json()["input"].startswith("What is the boiling point")
+    kept = client.patch(page, params={"on_duplicate": "keep"}, json={"input": paraphrase})
+    assert kept.status_code == 200 and kept.json()["input"] == paraphrase
+    bad = client.patch(page, params={"on_duplicate": "skip"}, json={"output": "x"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "on_duplicate"
+
+
 CREPES = "Zoë's café sells 12 crêpes an hour. How many crêpes does it sell in 3 hours?"
 # The same text as a reader sees it, typed another way. Full-width digits are the case the semantic check
 # missed too (the model reads "１２" apart from "12"): such a copy was stored.

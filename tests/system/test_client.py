@@ -84,6 +84,11 @@ def test_add_get_edit_label_history_delete(curator: FewshotClient) -> None:
     with pytest.raises(Conflict) as stale:
         curator.edit(added.id, {"output": "41"}, version=added.version)
     assert stale.value.status == 409 and curator.get(added.id).output == "42."
+    twin = curator.add({"input": "Name the largest planet of the solar system.", "output": "Jupiter"})
+    with pytest.raises(Conflict) as duplicate:
+        curator.edit(twin.id, {"input": "what is 17 + 25?"})  # another example's input, read the same
+    assert duplicate.value.code == "duplicate" and duplicate.value.field == "input"
+    assert curator.edit(twin.id, {"input": "What is 17 + 25 ?"}, on_duplicate="keep").version == 2
     result = curator.label(added.id, LabelCreate(annotator="cara", verdict="approve", score=5))
     assert result.label.example_id == added.id
     assert [label.id for label in curator.labels(added.id)] == [result.label.id]

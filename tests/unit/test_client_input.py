@@ -82,6 +82,7 @@ BAD_CALLS: list[tuple[str, Callable[[FewshotClient], Any], str, str]] = [
     ("version not a number", lambda c: c.edit("e1", {}, version="1\n"), "version", "must be an integer"),
     ("a batch given to add", lambda c: c.add({"examples": [{"input": "a"}]}), "examples", "add_many()"),
     ("on_duplicate unknown", lambda c: c.add({"input": "a"}, on_duplicate="ignore"), "on_duplicate", "reject"),
+    ("edit on_duplicate skip", lambda c: c.edit("e1", {}, on_duplicate="skip"), "on_duplicate", "reject, keep"),
     ("import mode unknown", lambda c: c.import_jsonl(b"", mode="replace"), "mode", "curate, restore"),
     ("import one record", lambda c: c.import_jsonl({"input": "a"}), "source", "a list of records"),
     (

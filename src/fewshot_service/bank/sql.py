@@ -350,6 +350,17 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
             raise ExactDuplicates(clashes)
 
     @staticmethod
+    def _refuse_twin(conn: Connection, text: str, own_id: str) -> None:
+        """An edit may not make an example's input another live example's (exact, normalised): the same rule
+        as for a new example, checked in the write transaction so two replicas cannot both pass it."""
+        query = select(examples.c.id).where(
+            examples.c.input_hash == input_hash(text), examples.c.id != own_id, _LIVE
+        ).limit(1)  # fmt: skip
+        twin = conn.execute(query).scalar()
+        if twin is not None:
+            raise ExactDuplicates([(0, twin)], f"input: duplicate of example {twin} (exact)")
+
+    @staticmethod
     def _live_twin(conn: Connection, text: str) -> RowMapping | None:
         """The live example whose normalised input is text's, if any."""
         query = select(examples).where(examples.c.input_hash == input_hash(text), _LIVE).limit(1)
@@ -377,8 +388,10 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
         actor: str,
         vector: np.ndarray | None = None,
         model_id: str | None = None,
+        unique: bool = True,
     ) -> Example:
-        """Apply field changes; 409 when expected_version is stale. A new input needs its vector."""
+        """Apply field changes; 409 when expected_version is stale, and (unique) ExactDuplicates when a new
+        input is another live example's. A new input needs its vector."""
         with self._transaction() as conn:
             row = self._live_row(conn, example_id, for_write=True)
             if expected_version is not None and expected_version != row["version"]:
@@ -395,6 +408,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
             }
             if not diff:
                 return row_to_example(row)
+            if unique and "input" in diff:
+                self._refuse_twin(conn, changes["input"], example_id)
             revision = self._bump_revision(conn)
             values: dict[str, Any] = dict(columns, updated_at=now(), version=row["version"] + 1, revision=revision)
             if "input" in diff:
@@ -529,6 +544,8 @@ class SqlBank(LabelStore, PreferenceStore, ReviewStore, StatsStore, KeyStore, Fe
         editable = [name for name in _CONTENT_FIELDS if name not in ("status", "quality")]
         asked = [name for name in editable if _FIELD.get(name, name) in given] + (["status"] if status else [])
         diff = {name: [existing[name], content[name]] for name in asked if existing[name] != content[name]}
+        if "input" in diff:
+            self._refuse_twin(conn, record.input, existing["id"])
         if ignored and status is None:
             counts.notes.append((position, f"{', '.join(ignored)} ignored: status and quality come from labels"))
         counts.ids.append(existing["id"])

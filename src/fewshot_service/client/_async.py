@@ -92,8 +92,11 @@ class AsyncFewshotClient:
     async def get(self, example_id: str) -> Example:
         return await self._run(_calls.get(example_id))
 
-    async def edit(self, example_id: str, changes: Body, *, version: int | None = None) -> Example:
-        return await self._run(_calls.edit(example_id, changes, version))
+    async def edit(
+        self, example_id: str, changes: Body, *, version: int | None = None,
+        on_duplicate: Literal["reject", "keep"] = "reject",
+    ) -> Example:  # fmt: skip
+        return await self._run(_calls.edit(example_id, changes, version, on_duplicate))
 
     async def delete(self, example_id: str) -> None:
         await self._run(_calls.delete(example_id))

@@ -182,12 +182,15 @@ def get(example_id: str) -> Call[Example]:
     return Call("GET", f"/v1/examples/{segment('example_id', example_id)}", _model(Example))
 
 
-def edit(example_id: str, changes: Body, version: int | None) -> Call[Example]:
+def edit(
+    example_id: str, changes: Body, version: int | None, on_duplicate: Literal["reject", "keep"] = "reject"
+) -> Call[Example]:
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise refused("version", f"must be an integer, not {type(version).__name__}")
     headers = {"If-Match": f'"{version}"'} if version is not None else {}
     path = f"/v1/examples/{segment('example_id', example_id)}"
-    return Call("PATCH", path, _model(Example), json=as_json(changes, "changes"), headers=headers)
+    params = {"on_duplicate": _choice("on_duplicate", on_duplicate, ("reject", "keep"))}
+    return Call("PATCH", path, _model(Example), params=params, json=as_json(changes, "changes"), headers=headers)
 
 
 def delete(example_id: str) -> Call[None]:

@@ -104,9 +104,13 @@ class FewshotClient:
     def get(self, example_id: str) -> Example:
         return self._run(_calls.get(example_id))
 
-    def edit(self, example_id: str, changes: Body, *, version: int | None = None) -> Example:
-        """Change the fields given (None clears); with `version`, 409 Conflict if it changed since."""
-        return self._run(_calls.edit(example_id, changes, version))
+    def edit(
+        self, example_id: str, changes: Body, *, version: int | None = None,
+        on_duplicate: Literal["reject", "keep"] = "reject",
+    ) -> Example:  # fmt: skip
+        """Change the fields given (None clears); with `version`, 409 Conflict if it changed since; a new input
+        that duplicates another example is 409 Conflict (code "duplicate") unless on_duplicate="keep"."""
+        return self._run(_calls.edit(example_id, changes, version, on_duplicate))
 
     def delete(self, example_id: str) -> None:
         self._run(_calls.delete(example_id))

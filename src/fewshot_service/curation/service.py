@@ -37,6 +37,7 @@ from .labels import LabelPolicy, check_label, with_first_wrong_step
 from .types import (
     CreateResult,
     Duplicate,
+    EditOnDuplicate,
     ExampleQuery,
     ExampleRecord,
     ExampleUpdate,
@@ -55,10 +56,11 @@ from .types import (
 class DuplicateFound(Conflict):
     code = "duplicate"
 
-    def __init__(self, duplicates: list[Duplicate]) -> None:
+    def __init__(self, duplicates: list[Duplicate], message: str | None = None) -> None:
         first = duplicates[0]
         super().__init__(
-            f"{len(duplicates)} duplicate(s) found, e.g. example {first.position} duplicates {first.duplicate_of} "
+            message
+            or f"{len(duplicates)} duplicate(s) found, e.g. example {first.position} duplicates {first.duplicate_of} "
             f"({first.kind}, similarity {first.similarity:.3f}); nothing was stored (on_duplicate=reject)",
             field="examples" if len(duplicates) > 1 or first.position else "input",
         )
@@ -66,6 +68,14 @@ class DuplicateFound(Conflict):
 
     def details(self) -> dict[str, Any]:
         return {"duplicates": [d.model_dump() for d in self.duplicates]}
+
+
+def edit_duplicate(example_id: str, found: Duplicate) -> DuplicateFound:
+    return DuplicateFound(
+        [found],
+        f"input: the edit would make example {example_id} a duplicate of {found.duplicate_of} ({found.kind}, "
+        f"similarity {found.similarity:.3f}); nothing was changed (on_duplicate=keep keeps it anyway)",
+    )
 
 
 def answer_key_hidden(example: Example) -> Example:
@@ -155,7 +165,12 @@ class Curator:
         return found
 
     # -- editing --------------------------------------------------------------------------------
-    def update(self, example_id: str, edit: ExampleUpdate, if_match: int | None, actor: str) -> Example:
+    def update(
+        self, example_id: str, edit: ExampleUpdate, if_match: int | None, actor: str,
+        on_duplicate: EditOnDuplicate = "reject",
+    ) -> Example:  # fmt: skip
+        """Change fields at the expected version; a new input that duplicates another example (exact or
+        semantic, as for a new one) is refused unless on_duplicate="keep"."""
         changes = edit.changes()
         if edit.version is not None and if_match is not None and edit.version != if_match:
             # One of the two is stale whatever the stored version is: refuse rather than pick one.
@@ -171,11 +186,32 @@ class Curator:
             vector = None
             if "input" in changes and changes["input"] != self.bank.get(example_id).input:
                 vector = embedder.embed([changes["input"]])[0]
-            return self.bank.update(
-                example_id, changes, expected_version=expected, actor=actor, vector=vector, model_id=embedder.model_id
-            )
+                if on_duplicate == "reject":
+                    self._refuse_edit_into_duplicate(example_id, changes["input"], vector)
+            try:
+                return self.bank.update(
+                    example_id, changes, expected_version=expected, actor=actor, vector=vector,
+                    model_id=embedder.model_id, unique=on_duplicate == "reject",
+                )  # fmt: skip
+            except ExactDuplicates as clash:
+                twin = Duplicate(position=0, duplicate_of=clash.clashes[0][1], similarity=1.0, kind="exact")
+                raise edit_duplicate(example_id, twin) from None
 
         return self.writes.commit(write, lambda _: [example_id])
+
+    def _refuse_edit_into_duplicate(self, example_id: str, text: str, vector: np.ndarray) -> None:
+        """The duplicate rule of adding, for an edited input: another example with the same normalised text,
+        or the nearest other example (any status) at the semantic threshold. (The bank checks the exact rule
+        again in its write transaction.)"""
+        twin = self.bank.find_exact([input_hash(text)]).get(input_hash(text))
+        if twin is not None and twin != example_id:
+            raise edit_duplicate(example_id, Duplicate(position=0, duplicate_of=twin, similarity=1.0, kind="exact"))
+        index = self.service.served().index
+        hits = index.search(vector, 2, SelectFilters(statuses=list(ALL_STATUSES)))
+        for other, score in zip(index.ids(hits.slots), hits.scores, strict=True):
+            if other != example_id and score >= self.service.settings.duplicate_threshold:
+                found = Duplicate(position=0, duplicate_of=other, similarity=round(float(score), 4), kind="semantic")
+                raise edit_duplicate(example_id, found)
 
     def delete(self, example_id: str, actor: str) -> None:
         self.writes.commit(lambda: self.bank.delete(example_id, actor), lambda _: [example_id])

@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 OnDuplicate = Literal["reject", "skip", "keep"]
+EditOnDuplicate = Literal["reject", "keep"]  # an edit has nothing to skip
 
 MAX_BATCH = 500
 

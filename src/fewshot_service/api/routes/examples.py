@@ -15,6 +15,7 @@ from ...bank.importer import parse_line
 from ...curation.types import (
     MAX_BATCH,
     CreateResult,
+    EditOnDuplicate,
     ExampleBatch,
     ExamplePage,
     ExamplePageQuery,
@@ -214,9 +215,14 @@ def edit_example(
             json_schema_extra={"type": "string", "pattern": r'^\s*(?:\*|(?:W/)?"?\d+"?)\s*$'},
         ),
     ] = None,
+    on_duplicate: Annotated[
+        EditOnDuplicate,
+        Query(description="reject (409) a new input that duplicates another example, as an add does; or keep"),
+    ] = "reject",
 ) -> Example:
-    """Change fields; 409 when the example changed since the version the edit is based on."""
-    example = curator.update(example_id, edit, _version_from(if_match), actor)
+    """Change fields; 409 when the example changed since the version the edit is based on, or when a new
+    input duplicates another example (exact or semantic, the rule of adding)."""
+    example = curator.update(example_id, edit, _version_from(if_match), actor, on_duplicate)
     response.headers["ETag"] = f'"{example.version}"'
     return example
 

@@ -199,3 +199,14 @@ def test_an_index_dir_that_cannot_be_made_is_one_line_naming_the_setting(env: Se
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert "cannot create the index folders" in result.output
     assert "(FEWSHOT_INDEX_DIR): Not a directory" in result.output
+
+
+def test_a_seed_dir_without_seed_files_is_one_line_not_an_empty_bank(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "seeds").mkdir()
+    monkeypatch.setenv("FEWSHOT_SEED_ON_EMPTY", "true")
+    monkeypatch.setenv("FEWSHOT_SEED_DIR", str(tmp_path / "seeds"))
+    result = run("select", "How fast is a train that covers 120 km in 2 hours?")
+    assert result.exit_code == 1, result.output
+    assert "FEWSHOT_SEED_DIR" in result.output and "holds no *.jsonl file" in result.output

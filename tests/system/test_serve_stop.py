@@ -105,3 +105,15 @@ def test_an_index_dir_that_cannot_be_made_stops_serve_before_it_binds(tmp_path: 
         f"error: cannot create the index folders in {str(tmp_path / 'indexes')!r} (FEWSHOT_INDEX_DIR): Not a directory"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_seed_dir_that_is_not_there_stops_serve_before_it_binds(tmp_path: Path) -> None:
+    # A mistyped FEWSHOT_SEED_DIR served an empty bank, saying only "loaded 0 seed examples" at INFO.
+    env = {**serve_env(tmp_path), "FEWSHOT_SEED_DIR": str(tmp_path / "seeds-mistyped")}
+    done = subprocess.run(
+        [FEWSHOT, "serve", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: FEWSHOT_SEED_DIR {str(tmp_path / 'seeds-mistyped')!r} is not a folder"), last
+    assert "FEWSHOT_SEED_ON_EMPTY=false" in last and "Traceback" not in done.stderr

@@ -32,6 +32,7 @@ def serve(
     from ..bank import SqlBank
     from ..index import IndexStore
     from ..serving.memory import limit_malloc_arenas
+    from ..serving.seeding import seed_files
 
     limit_malloc_arenas()  # before any server thread allocates: see memory.py
     # A request thread waiting for the interpreter gets it after at most 1 ms instead of Python's 5, so
@@ -50,6 +51,8 @@ def serve(
             # binds, with the one line that names `fewshot db upgrade`.
             bank.create_schema()
             note = check_bind(settings.api_keys, settings.host, bank)
+            if settings.seed_on_empty and settings.seed_dir is not None and bank.count() == 0:
+                seed_files(settings.seed_dir)  # a mistyped FEWSHOT_SEED_DIR stops serve before it binds
         finally:
             bank.close()
         # Before the model and index load: a taken port is the commonest reason a second `make serve` fails,

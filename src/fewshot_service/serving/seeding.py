@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..bank import ExampleBank, ImportCounts
 from ..bank.importer import import_file
+from ..errors import ConfigurationError
 
 
 def default_seed_dir() -> Path:
@@ -18,10 +19,24 @@ def default_seed_dir() -> Path:
     return package.parents[1] / "seed_examples"
 
 
+def seed_files(seed_dir: Path) -> list[Path]:
+    """The seed folder's *.jsonl files. A folder that is missing or holds none is a mistyped FEWSHOT_SEED_DIR,
+    not a wish for an empty bank (FEWSHOT_SEED_ON_EMPTY=false says that): it was served empty, silently."""
+    files = sorted(seed_dir.glob("*.jsonl")) if seed_dir.is_dir() else []
+    if not files:
+        problem = "holds no *.jsonl file" if seed_dir.is_dir() else "is not a folder"
+        raise ConfigurationError(
+            f"FEWSHOT_SEED_DIR {str(seed_dir)!r} {problem}, so the empty bank cannot be seeded "
+            "(set FEWSHOT_SEED_ON_EMPTY=false to start with an empty bank)",
+            field="seed_dir",
+        )
+    return files
+
+
 def load_seed_bank(bank: ExampleBank, seed_dir: Path) -> ImportCounts:
     """Import every seed_examples/*.jsonl file strictly: a broken seed file is a bug, not a warning."""
     counts = ImportCounts()
-    for path in sorted(seed_dir.glob("*.jsonl")):
+    for path in seed_files(seed_dir):
         counts += import_file(bank, path, strict=True).counts
     return counts
 

@@ -280,6 +280,30 @@ def test_edit_conflict_is_shown_and_nothing_is_lost(workbench: Workbench, page: 
     expect(page.locator("#served")).to_contain_text(re.compile(r"Served [1-9]\d* times? in the last day"))
 
 
+def test_an_edit_into_another_examples_input_names_it_and_saves_only_when_asked(
+    workbench: Workbench, page: Page
+) -> None:
+    """A duplicate is not someone else's save: the page says which example the input repeats, links to it,
+    keeps the edit in the form, and saves it only on "Save anyway"."""
+    with workbench.api(KEY_OF["curator"]) as api:
+        mine, other = api.get("/v1/examples", params={"topic": "probability", "limit": 2}).json()["examples"]
+        sign_in(page, workbench.base_url, KEY_OF["curator"])
+        page.goto(f"{workbench.base_url}/ui/#example/{mine['id']}")
+        page.get_by_label("Input").fill(other["input"].upper())
+        page.get_by_role("button", name="Save").click()
+        notice = page.locator("#conflict")
+        expect(notice).to_contain_text("would duplicate another example")
+        expect(notice).to_contain_text("reads the same as")
+        expect(notice.get_by_role("link", name=other["id"])).to_have_attribute("href", f"#example/{other['id']}")
+        expect(notice).not_to_contain_text("someone saved")
+        expect(page.get_by_label("Input")).to_have_value(other["input"].upper())
+        assert api.get(f"/v1/examples/{mine['id']}").json()["version"] == mine["version"]
+        page.get_by_role("button", name="Save anyway").click()
+        expect(notice).to_be_hidden()
+        expect(page.locator("#version")).to_have_text(str(mine["version"] + 1))
+        assert api.get(f"/v1/examples/{mine['id']}").json()["input"] == other["input"].upper()
+
+
 def test_an_edit_keeps_steps_and_tags_as_stored_and_edits_steps_one_by_one(workbench: Workbench, page: Page) -> None:
     """Steps were one textarea split on line breaks and trimmed: saving a new topic rewrote a step with code in
     it into several steps without its indentation, and a tag holding a comma into two tags."""

@@ -11,6 +11,7 @@ export class ApiError extends Error {
     this.status = status;
     this.code = detail.code || String(status);
     this.field = detail.field || null;
+    this.duplicates = detail.duplicates || [];  // a 409 "duplicate": which examples the input repeats
   }
 }
 

@@ -178,13 +178,14 @@ async function showExample(main, context, id) {
     + "Copy what you want to keep from the form before leaving the page.", "error");
 
   // One save at a time: a second one in flight would be based on the old version, a conflict with yourself.
-  const save = async (basedOn) => {
+  const save = async (basedOn, { keepDuplicate = false } = {}) => {
     if (saveButton.disabled) return;
     const changes = changed(example, draft());
     if (!Object.keys(changes).length) { say("Nothing changed."); return; }
     saveButton.disabled = true;
     try {
-      example = await call("PATCH", path, { body: changes, extraHeaders: { "If-Match": `"${basedOn}"` } });
+      const target = keepDuplicate ? `${path}?on_duplicate=keep` : path;
+      example = await call("PATCH", target, { body: changes, extraHeaders: { "If-Match": `"${basedOn}"` } });
       version.textContent = String(example.version);
       updated.textContent = when(example.updated_at);
       conflict.hidden = true;
@@ -192,6 +193,7 @@ async function showExample(main, context, id) {
       loadSide().catch((error) => say(error.message, "error"));
     } catch (error) {
       if (isDeleted(error)) deleted();
+      else if (error instanceof ApiError && error.code === "duplicate") showDuplicate(error.duplicates[0], basedOn);
       else if (error instanceof ApiError && error.status === 409) await showConflict(changes);
       else say(`${error.message}${error.field ? ` (field ${error.field})` : ""}`, "error");
     } finally {
@@ -219,6 +221,18 @@ async function showExample(main, context, id) {
       h("button", { type: "button", onclick: () => showExampleAgain() }, "Take theirs (discard mine)"));
     conflict.hidden = false;
     conflict.querySelector("button").focus();
+  };
+  // The new input repeats another example: say which, and let the curator open it or save anyway.
+  const showDuplicate = (twin, basedOn) => {
+    const how = twin.kind === "exact" ? "reads the same as" : `is nearly the same as (similarity ${twin.similarity.toFixed(3)})`;
+    clear(conflict).append(
+      h("h2", {}, "Not saved: this input would duplicate another example"),
+      h("p", {}, `The new input ${how} example `,
+        h("a", { href: `#example/${encodeURIComponent(twin.duplicate_of)}`, target: "_blank", rel: "noopener" },
+          twin.duplicate_of), ". Your edit is still in the form."),
+      h("button", { type: "button", onclick: () => save(basedOn, { keepDuplicate: true }) }, "Save anyway"));
+    conflict.hidden = false;
+    conflict.querySelector("a").focus();
   };
   const showExampleAgain = () => { clear(main); showExample(main, context, id); };
   const show_ = (value) => (value === null || value === undefined ? "–" : Array.isArray(value) ? value.join("\n") : String(value));

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +214,38 @@ def test_a_seed_dir_without_seed_files_is_one_line_not_an_empty_bank(
     result = run("select", "How fast is a train that covers 120 km in 2 hours?")
     assert result.exit_code == 1, result.output
     assert "FEWSHOT_SEED_DIR" in result.output and "holds no *.jsonl file" in result.output
+
+
+def test_export_to_a_folder_that_is_not_there_is_one_line(env: Settings, tmp_path: Path) -> None:
+    result = run("export", "-o", str(tmp_path / "absent" / "bank.jsonl"))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: cannot write {str(tmp_path / 'absent' / 'bank.jsonl')!r}: No such file or directory"
+    )
+
+
+def test_an_export_cut_short_leaves_the_previous_file_as_it_was(env: Settings, tmp_path: Path) -> None:
+    # The file was truncated first and written line by line: a full disk left the last backup half-written.
+    rows = [{"external_id": f"e{n}", "input": f"Example {n}: " + "word " * 200, "output": str(n)} for n in range(100)]
+    assert run("import", str(write_jsonl(tmp_path / "rows.jsonl", rows)), "--restore", "--no-embed").exit_code == 0
+    backup = tmp_path / "backup.jsonl"
+    backup.write_text("the previous export\n")
+    limit = 64 * 1024  # above SQLite's 32 KiB shared-memory file, below the export (about 100 KiB)
+
+    def full_disk() -> None:  # every write past the limit fails with EFBIG, as a full disk fails with ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("fewshot")), "export", "-o", str(backup)],
+        env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=full_disk,
+    )
+    assert done.returncode == 1, done.stderr
+    assert (
+        done.stderr.strip().splitlines()[-1] == f"error: cannot write {str(backup)!r}, left as it was: File too large"
+    )
+    assert backup.read_text() == "the previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.jsonl", "data", "rows.jsonl"]

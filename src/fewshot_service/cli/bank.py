@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, TextIO, cast
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from ..models import ALL_STATUSES as STATUSES
 from ..models import SelectFilters, SelectRequest, Status
 from ..serving.lifecycle import FewshotService
 from .errors import fail, run
+from .files import replaced_whole
 from .output import err, progress, progress_steps
 from .setup import setup
 
@@ -98,19 +100,22 @@ def export(
     def write() -> int:
         curator.bank.create_schema()
         query = ExampleQuery(status=[s.value for s in status] if status else None)
-        written = 0
-        handle = output.open("w", encoding="utf-8") if output else sys.stdout
-        try:
-            for line in curator.export_jsonl(query):
-                handle.write(line)
-                written += 1
-        finally:
-            if output:
-                handle.close()
-        return written
+        lines = curator.export_jsonl(query)
+        if output is None:
+            return _write_lines(sys.stdout, lines)
+        with replaced_whole(output) as handle:
+            return _write_lines(handle, lines)
 
     written = run(write)
     err.print(f"exported {written} example(s)")
+
+
+def _write_lines(handle: TextIO, lines: Iterable[str]) -> int:
+    written = 0
+    for line in lines:
+        handle.write(line)
+        written += 1
+    return written
 
 
 def rebuild(ctx: typer.Context) -> None:

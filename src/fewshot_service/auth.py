@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .bank import SqlBank
 from .bank.keys_sql import StoredKey
-from .errors import BankUnavailable, ConfigurationError, FewshotError, Forbidden, InvalidInput
+from .errors import BankUnavailable, ConfigurationError, Conflict, FewshotError, Forbidden, InvalidInput
 from .models import INVISIBLE_REFUSAL, NumberOrNull, shows_something
 
 log = logging.getLogger(__name__)
@@ -292,6 +292,15 @@ class Authenticator:
 
     # -- keys in the bank -------------------------------------------------------------------------
     def create(self, request: KeyCreate) -> KeyCreated:
+        """A new key; its name may be an existing key's only with that key's role (the bank checks its own)."""
+        for settings_key in self._settings_keys:
+            principal = settings_key.principal
+            if principal.name == request.name and principal.role != request.role:
+                raise Conflict(
+                    f"FEWSHOT_API_KEYS has a key named {request.name!r} with the role {principal.role}: keys with "
+                    "one name act as one person, so they share a role; choose another name",
+                    field="role",
+                )
         key = new_key()
         stored = self.bank.create_key(
             uuid.uuid4().hex, request.name, request.role, digest(key), request.rate_per_second

@@ -268,6 +268,24 @@ def test_a_created_key_works_at_once_is_stored_hashed_and_stops_working_when_rev
     assert keyed.delete("/v1/admin/keys/no-such-key", headers=bearer("admin")).status_code == 404
 
 
+def test_a_name_is_one_person_so_its_keys_share_a_role(keyed: TestClient) -> None:
+    """Labels, leases and feedback belong to a key's name: a reader key named after a curator would act as
+    that curator. A second key with the same name and role (rotation) is fine; another role is 409."""
+    admin = bearer("admin")
+    first = keyed.post("/v1/admin/keys", json={"name": "app1", "role": "reader"}, headers=admin)
+    assert first.status_code == 201
+    rotated = keyed.post("/v1/admin/keys", json={"name": "app1", "role": "reader"}, headers=admin)
+    assert rotated.status_code == 201
+    for name, role, holder in [("app1", "curator", "reader"), ("cara", "admin", "curator")]:
+        refused = keyed.post("/v1/admin/keys", json={"name": name, "role": role}, headers=admin)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["field"] == "role" and f"the role {holder}" in refused.json()["error"]["message"]
+    for key in (first, rotated):
+        assert keyed.delete(f"/v1/admin/keys/{key.json()['id']}", headers=admin).status_code == 204
+    again = keyed.post("/v1/admin/keys", json={"name": "app1", "role": "curator"}, headers=admin)
+    assert again.status_code == 201  # once its keys are revoked, a name may come back in another role
+
+
 def test_the_key_names_the_actor_whatever_the_caller_claims(keyed: TestClient) -> None:
     added = keyed.post(
         "/v1/examples?on_duplicate=keep",

@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import BankError, NotFound
+from ..errors import BankError, Conflict, NotFound
 from .base import SqlBase, now, utc
 from .schema import api_keys
 
@@ -45,6 +45,20 @@ class KeyStore(SqlBase):
         self, key_id: str, name: str, role: str, key_hash: str, rate_per_second: float | None = None
     ) -> StoredKey:
         with self._transaction() as conn:
+            # A key's name is who acts (labels, leases, feedback): two live keys with one name are one person,
+            # so they must hold one role. Same name and role is how a key is rotated.
+            held = conn.execute(
+                select(api_keys.c.role).where(
+                    api_keys.c.name == name, api_keys.c.role != role, api_keys.c.revoked_at.is_(None)
+                )
+            ).scalar()
+            if held is not None:
+                raise Conflict(
+                    f"a live key named {name!r} has the role {held}: keys with one name act as one person, so "
+                    f"they share a role (to rotate it, create a {held} key, then revoke the old one; otherwise "
+                    "choose another name)",
+                    field="role",
+                )
             conn.execute(
                 insert(api_keys).values(
                     id=key_id,

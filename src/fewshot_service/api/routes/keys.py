@@ -22,7 +22,7 @@ KeyId = Annotated[str, Path(max_length=64, description="The key's id (from the l
     operation_id="create_key",
     status_code=status.HTTP_201_CREATED,
     response_model=KeyCreated,
-    responses=WITH_BODY,
+    responses={**WITH_BODY, **errors(409)},
 )
 def create_key(body: KeyCreate, auth: AuthDep, actor: Actor) -> KeyCreated:
     """Create a key with a name and a role. The answer holds the key itself, this once: only its sha256 is

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 Source = Literal["curated", "llm", "imported"]
@@ -64,6 +73,8 @@ NOT_BLANK_STRIPPED = f"[^{_WHITE_SPACE}]"
 TEMPLATE_PATTERN = r"^(?:[^{}]|\{\{|\}\}|\{(?:input|output|steps)\})*$"
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NOT_BLANK_STRIPPED)]
+# An example's tags are a set kept in the order typed: "a, a" is one tag (stored once, matched once).
+Tags = Annotated[list[Tag], AfterValidator(lambda tags: list(dict.fromkeys(tags)))]
 Topic = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NOT_BLANK_STRIPPED)
 ]
@@ -196,7 +207,7 @@ class ExampleFields(BaseModel):
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
     difficulty: IntegerOrNull = Field(None, ge=1, le=5)
-    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    tags: Tags = Field(default_factory=list, max_length=MAX_TAGS)
     source: Source = "curated"
     metadata: dict[str, Any] = Field(default_factory=dict)
 

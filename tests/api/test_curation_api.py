@@ -375,6 +375,14 @@ def test_a_label_given_before_other_raters_moved_the_status_still_counts(curatio
     assert client.post(url, json={"annotator": "dan", "verdict": "reject", "version": now_at}).status_code == 201
 
 
+def test_tags_are_a_set_kept_in_the_order_typed(curation: Factory) -> None:
+    client = curation(seed_on_empty=False)
+    [example] = add(client, {"input": "What is 3 cubed?", "tags": ["powers", "cubes", " powers ", "cubes"]})["examples"]
+    assert example["tags"] == ["powers", "cubes"]
+    edited = client.patch(f"/v1/examples/{example['id']}", json={"tags": ["b", "a", "a", "b"]})
+    assert edited.json()["tags"] == ["b", "a"]
+
+
 def test_unknown_ids_are_404(curation: Factory) -> None:
     client = curation()
     for method, path in [("GET", "/v1/examples/nope"), ("PATCH", "/v1/examples/nope"), ("DELETE", "/v1/examples/nope"),

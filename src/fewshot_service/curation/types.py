@@ -25,7 +25,7 @@ from ..models import (
     PreferenceLabelCreate,
     Status,
     Step,
-    Tag,
+    Tags,
     Topic,
     check_metadata,
     require_visible,
@@ -96,7 +96,7 @@ class ExampleUpdate(BaseModel):
     steps: list[Step] | None = Field(None, max_length=MAX_STEPS)
     topic: Topic | None = None
     difficulty: IntegerOrNull = Field(None, ge=1, le=5)
-    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS, description="null clears them (as []).")
+    tags: Tags | None = Field(None, max_length=MAX_TAGS, description="null clears them (as []); each tag once.")
     source: Literal["curated", "llm", "imported"] | None = Field(None, json_schema_extra=_never_null)
     status: Status | None = Field(None, json_schema_extra=_never_null)
     metadata: dict[str, Any] | None = Field(None, description="null clears it (as {}).")

@@ -5,7 +5,9 @@ Settings are built by ``create_app()`` or the CLI and passed down; nothing reads
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +20,9 @@ from .models import StrategyName
 PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
 ENV_PREFIX = "FEWSHOT_"
 LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+# FEWSHOT_* variables that are read by something other than Settings: the client's, and the test suite's.
+READ_ELSEWHERE = ("FEWSHOT_URL", "FEWSHOT_API_KEY")
+READ_ELSEWHERE_PREFIX = "FEWSHOT_TEST_"
 
 
 class Settings(BaseSettings):
@@ -252,3 +257,22 @@ def load_settings(**overrides: Any) -> Settings:
             for name, problem in zip(names, exc.errors(), strict=True)
         ]
         raise ConfigurationError("; ".join(problems), field=names[0]) from exc
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One note per FEWSHOT_* variable that is no setting. pydantic-settings ignores them, so a mistyped name
+    (FEWSHOT_PROT) left its setting at the default without a word."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    notes = []
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()  # settings are read whatever the case of their names
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in READ_ELSEWHERE:
+            continue
+        if upper.startswith(READ_ELSEWHERE_PREFIX):
+            continue
+        # Compared without the prefix they all share, which would make any two names look alike.
+        suffixes = sorted(known_name.removeprefix(ENV_PREFIX) for known_name in known)
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.7)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        notes.append(f"{name} is not a setting and is ignored{hint}")
+    return notes

@@ -249,3 +249,13 @@ def test_an_export_cut_short_leaves_the_previous_file_as_it_was(env: Settings, t
     )
     assert backup.read_text() == "the previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.jsonl", "data", "rows.jsonl"]
+
+
+def test_a_mistyped_setting_is_named_with_the_one_meant(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # pydantic-settings ignores FEWSHOT_* names it does not know: FEWSHOT_PROT=8001 left the port at 8000 unsaid.
+    monkeypatch.setenv("FEWSHOT_PROT", "8001")
+    monkeypatch.setenv("FEWSHOT_URL", "http://127.0.0.1:8001")  # the client's, not a setting of the service
+    result = run("db", "current")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: FEWSHOT_PROT is not a setting and is ignored (did you mean FEWSHOT_PORT?)"]

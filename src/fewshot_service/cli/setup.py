@@ -17,8 +17,9 @@ import typer
 from .. import logs
 from ..errors import ConfigurationError, FewshotError
 from ..serving.lifecycle import FewshotService
-from ..settings import Settings, load_settings
+from ..settings import Settings, load_settings, unknown_variables
 from .errors import fail
+from .output import err
 
 
 def _default_build(settings: Settings) -> FewshotService:
@@ -42,6 +43,8 @@ class Setup:
                 self._settings = load_settings()
             except ConfigurationError as exc:
                 raise fail(exc.message) from exc
+            for note in unknown_variables():
+                err.print(f"warning: {note}", highlight=False, soft_wrap=True)
         return self._settings
 
     def service(self) -> FewshotService:

@@ -142,3 +142,14 @@ def test_a_bad_enumerated_setting_is_one_line_naming_the_variable(env: dict[str,
         assert len(lines) == 1 and lines[0].startswith("error: FEWSHOT_DEFAULT_STRATEGY: Input should be 'stratified'")
         assert "(got 'stratifed')" in lines[0]
     assert not Path(env["FEWSHOT_DATA_DIR"]).exists()
+
+
+def test_a_folder_or_a_pipe_is_said_to_be_one_not_a_missing_file(env: dict[str, str], tmp_path: Path) -> None:
+    folder = run("import", str(tmp_path))
+    assert folder.exit_code == 1
+    assert folder.output.strip().splitlines() == [f"error: {tmp_path} is a folder, not a JSONL file"]
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    piped = run("import", str(fifo))
+    assert piped.exit_code == 1 and piped.output.startswith(f"error: {fifo} is not a regular file"), piped.output
+    assert not (tmp_path / "data").exists()  # nothing created

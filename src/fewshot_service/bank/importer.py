@@ -34,7 +34,14 @@ def describe(error: ValidationError) -> str:
 def check_file(path: Path) -> int:
     """How many lines the file has, once it is known to exist, be readable and decode (before any write)."""
     if not path.is_file():
-        raise ImportFileError(f"no such file: {path}", line_errors=[])
+        # Said as it is: "no such file" for a folder or a pipe sent the operator looking for a typo.
+        if path.is_dir():
+            reason = f"{path} is a folder, not a JSONL file"
+        elif path.exists():  # a pipe (<(zcat bank.jsonl.gz)) cannot be read twice: checked, then imported
+            reason = f"{path} is not a regular file (the file is read twice: checked, then imported); save it first"
+        else:
+            reason = f"no such file: {path}"
+        raise ImportFileError(reason, line_errors=[])
     lines = 0
     try:
         with path.open("rb") as handle:

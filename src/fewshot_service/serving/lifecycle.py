@@ -24,6 +24,7 @@ from ..selection.utility import UtilityBoard
 from ..settings import Settings
 from .example_cache import ExampleCache
 from .rebuild import build_version, embed_missing, index_options
+from .seed_vectors import store_seed_vectors
 from .seeding import default_seed_dir, load_seed_bank
 from .selector import Selector
 from .writes import Served, WritePath
@@ -127,7 +128,11 @@ class FewshotService:
                 self.phase = "loading the seed bank"
                 seed_dir = self.settings.seed_dir or default_seed_dir()
                 seeded = load_seed_bank(self.bank, seed_dir).created
-                log.info("empty bank: loaded %d seed examples from %s", seeded, seed_dir)
+                shipped = store_seed_vectors(self.bank, embedder, seed_dir)
+                log.info(
+                    "empty bank: loaded %d seed examples from %s (%d with their shipped embeddings)",
+                    seeded, seed_dir, shipped,
+                )  # fmt: skip
             self.phase = "embedding examples"
             embedded = embed_missing(self.bank, embedder)
             self.phase = "loading the index"

@@ -6,11 +6,12 @@ operation (`operation_id=` on the decorator) and a route that does not stops the
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..curation.types import ExampleRecord
 from ..errors import error_codes
@@ -158,16 +159,36 @@ def _enumerate_error_codes(schema: dict[str, Any]) -> None:
         detail["properties"]["code"]["enum"] = error_codes()
 
 
+# Route table -> its polished schema. Building one takes 0.6 s on a slow 2-core machine and is needed by the
+# first request with a query (query.py reads it): apps built alike in one process (a test suite builds hundreds)
+# publish the same schema, since no route's declaration depends on the settings.
+_SCHEMAS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _route_table(app: FastAPI) -> tuple[Any, ...]:
+    # Only what the schema shows: the docs' own routes are closures made anew for each app.
+    routes = tuple(
+        (context.path, tuple(sorted(context.methods or ())), context.endpoint)
+        for context in iter_route_contexts(app.router.routes)
+        if isinstance(context.route, APIRoute) and context.route.include_in_schema
+    )
+    return (app.title, app.version, app.description, app.openapi_version, routes)
+
+
 def install_openapi(app: FastAPI) -> None:
     """Replace app.openapi with the polished schema (built on first use: it takes a while)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = generate()
-            _add_examples(schema)
-            _add_export_records(schema)
-            _enumerate_error_codes(schema)
+            table = _route_table(app)
+            if table not in _SCHEMAS:
+                schema = generate()
+                _add_examples(schema)
+                _add_export_records(schema)
+                _enumerate_error_codes(schema)
+                _SCHEMAS[table] = copy.deepcopy(schema)
+            app.openapi_schema = copy.deepcopy(_SCHEMAS[table])  # the app's own: a caller may change it
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

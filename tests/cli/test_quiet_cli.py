@@ -133,6 +133,21 @@ def test_select_on_first_use_prints_only_the_examples(env: dict[str, str], tmp_p
     assert " DEBUG " not in verbose.stderr and "Loading weights" not in verbose.stderr
 
 
+def test_a_model_path_that_is_not_there_is_one_line_naming_the_setting(env: dict[str, str]) -> None:
+    """It read "Repo id must use alphanumeric chars" three times (a warning, a log error, the error line), and
+    serve bound its port first and then answered 503 for ever."""
+    missing = {**env, "FEWSHOT_MODEL": "/no/such/model"}
+    said = (
+        "error: FEWSHOT_MODEL: there is no model folder at '/no/such/model' (give a sentence-transformers model "
+        "folder, or the id of a model in the local Hugging Face cache)"
+    )
+    for args in (["serve", "--port", "1"], ["select", "hello"]):
+        result = process(*args, env=missing)
+        assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == said, result.stderr
+        assert "Repo id" not in result.stderr and "not using ONNX Runtime" not in result.stderr
+        assert "Uvicorn running" not in result.stderr  # serve stops before it binds
+
+
 def test_a_bad_enumerated_setting_is_one_line_naming_the_variable(env: dict[str, str], tmp_path: Path) -> None:
     typo = {**env, "FEWSHOT_DEFAULT_STRATEGY": "stratifed"}
     for args in (["select", "hello"], ["serve", "--port", "1"]):

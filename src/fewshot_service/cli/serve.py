@@ -30,6 +30,7 @@ def serve(
     from ..api import create_app
     from ..auth import check_bind
     from ..bank import SqlBank
+    from ..embedding.sentence_transformer import resolve_model
     from ..index import IndexStore
     from ..serving.memory import limit_malloc_arenas
     from ..serving.seeding import seed_files
@@ -61,6 +62,7 @@ def serve(
         # An index folder that cannot be made would otherwise fail the start-up after binding, leaving a
         # server that answers 503 for ever.
         IndexStore(settings.index_dir).prepare_dirs()
+        resolve_model(settings.model)  # a FEWSHOT_MODEL path that is not there, likewise
         return note, create_app(settings)
 
     note, application = run(prepare)

@@ -32,6 +32,12 @@ def resolve_model(name: str) -> tuple[str, str]:
     path = Path(name).expanduser()
     if path.exists():
         return str(path.resolve()), str(path.resolve())
+    if name.startswith(("/", ".", "~")):  # a path, not a model id ("org/name"): the library's answer misleads
+        raise ConfigurationError(
+            f"FEWSHOT_MODEL: there is no model folder at {name!r} (give a sentence-transformers model folder, or "
+            "the id of a model in the local Hugging Face cache)",
+            field="model",
+        )
     return name, name
 
 

@@ -11,24 +11,15 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from harness import free_port, launched, process_cpu_seconds, wait_ready  # benchmarks/ is on the path
 
 REPO = Path(__file__).resolve().parents[1]
 FEWSHOT = Path(sys.executable).with_name("fewshot")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def first_start(seed_dir: Path) -> tuple[float, float]:
@@ -40,23 +31,9 @@ def first_start(seed_dir: Path) -> tuple[float, float]:
             FEWSHOT_INDEX_DIR=f"{root}/indexes", FEWSHOT_SEED_DIR=str(seed_dir),
         )  # fmt: skip
         started = time.perf_counter()
-        server = subprocess.Popen([str(FEWSHOT), "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        try:
-            while True:
-                assert server.poll() is None, "the server exited"
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-            wall = time.perf_counter() - started
-            fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-        finally:
-            server.terminate()
-            server.wait(30)
-    return wall, cpu
+        with launched([str(FEWSHOT), "serve"], env, Path(root) / "serve.log") as server:
+            wait_ready(f"http://127.0.0.1:{port}", server, Path(root) / "serve.log")
+            return time.perf_counter() - started, process_cpu_seconds(server.pid)
 
 
 def main() -> None:
